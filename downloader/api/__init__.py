@@ -1,0 +1,1 @@
+"""Talking to the Huawei Cloud RDS and IAM APIs: signing, auth, HTTP client, parsing."""

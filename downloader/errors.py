@@ -1,0 +1,168 @@
+"""One exception tree for rds-backup.
+
+    RdsBackupError                      exit 1 unless a subclass says otherwise
+    ├── UsageError                      exit 2  bad options, bad input files, nothing selected
+    │   └── UnsafeNameError                     a file name that would escape the output folder
+    ├── CredentialsError                exit 3  no usable credentials in env/profile
+    ├── ApiError                        exit 3  the RDS/IAM API answered with an error
+    │   ├── ApiAuthError                        401/403: credentials refused
+    │   ├── ApiNotFoundError                    404: unknown backup, project or endpoint
+    │   ├── ApiThrottledError                   429 / APIG.0308 after retries
+    │   ├── ApiUnavailableError                 connection errors, timeouts, 5xx after retries
+    │   └── ResponseFormatError                 the answer is not in the documented shape
+    ├── TransferError                   exit 1  one file could not be fetched
+    │   ├── LinkRefusedError                    403 from the object store even after re-resolving
+    │   ├── ObjectChangedError                  412 / ETag changed between ranges
+    │   └── FileGoneError                       re-resolved list lacks the file or changed its size
+    ├── VerificationError               exit 4  bytes arrived but do not verify
+    ├── StorageError                    exit 1  ENOSPC, EIO, ... while writing
+    ├── LockHeldError                   exit 5  another run holds the output folder
+    └── Interrupted                     exit 130 (SIGINT) / 143 (SIGTERM)
+
+Only the CLI turns these into words and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class RdsBackupError(Exception):
+    """Base of every error rds-backup raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(RdsBackupError):
+    exit_code = 2
+
+
+class UnsafeNameError(UsageError):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"refusing file name {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class CredentialsError(RdsBackupError):
+    exit_code = 3
+
+
+class ApiError(RdsBackupError):
+    """An error answer (or no answer) from the RDS or IAM API."""
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        parts = [message]
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if error_code:
+            parts.append(f"code {error_code}")
+        if request_id:
+            parts.append(f"request id {request_id}")
+        super().__init__(parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})")
+        self.status = status
+        self.error_code = error_code
+        self.request_id = request_id
+        self.detail = message
+
+
+class ApiAuthError(ApiError):
+    pass
+
+
+class ApiNotFoundError(ApiError):
+    pass
+
+
+class ApiThrottledError(ApiError):
+    pass
+
+
+class ApiUnavailableError(ApiError):
+    pass
+
+
+class ResponseFormatError(ApiError):
+    """The API answered, but not in the documented shape; ``field`` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"unexpected API response: {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class TransferError(RdsBackupError):
+    """One file (or one range of it) could not be fetched."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        extra = []
+        if status is not None:
+            extra.append(f"HTTP {status}")
+        if request_id:
+            extra.append(f"request id {request_id}")
+        text = f"{message} ({', '.join(extra)})" if extra else message
+        super().__init__(text)
+        self.file = file
+        self.status = status
+        self.request_id = request_id
+
+
+class LinkRefusedError(TransferError):
+    pass
+
+
+class ObjectChangedError(TransferError):
+    pass
+
+
+class FileGoneError(TransferError):
+    pass
+
+
+class VerificationError(RdsBackupError):
+    exit_code = 4
+
+    def __init__(self, message: str, *, file: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class StorageError(RdsBackupError):
+    def __init__(self, message: str, *, file: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.errno = errno
+
+
+class LockHeldError(RdsBackupError):
+    exit_code = 5
+
+    def __init__(self, folder: str, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(f"{folder} is locked by {holder} (another rds-backup run); "
+                         "use --wait-lock to wait for it")
+        self.pid = pid
+
+
+class Interrupted(RdsBackupError):
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}; run the same command again to resume")
+        self.signum = signum
+        self.exit_code = 128 + signum
