@@ -1,0 +1,216 @@
+"""What a DBA does next with the files that arrived: a few concrete, copyable lines.
+
+Sources: MySQL full backups are qpress-compressed xbstream archives (``*.qp``, restored with
+``xbstream -x -p 4 < file.qp`` then XtraBackup decompress/prepare; Huawei/OTC "Restoring Data
+from Backup Files to a Self-built MySQL Database"); PostgreSQL full backups are ``.tar.gz``
+physical copies extracted into an empty data directory of the same version (Huawei
+``rds_pg_08_0049``); SQL Server backups are ``.bak`` files for ``RESTORE DATABASE``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+__all__ = ["engine_family", "next_steps"]
+
+Family = Literal["mysql", "postgresql", "sqlserver"]
+Kind = Literal[
+    "mysql_full",
+    "mysql_binlog",
+    "pg_full",
+    "pg_wal",
+    "mssql_full",
+    "mssql_log",
+    "unknown",
+]
+
+MYSQL_DIR = "/var/lib/mysql-restore"
+PG_DIR = "/var/lib/pgsql/restore"
+PG_WAL_DIR = "/var/lib/pgsql/wal_archive"
+
+_WAL_RE = re.compile(r"^[0-9A-F]{24}(\.partial|\.backup|\.gz|\.zst|\.lz4|\.bz2)*$", re.I)
+_BINLOG_RE = re.compile(r"(binlog|bin-log|-bin\.\d+|\.\d{6}($|\.))", re.I)
+_TAR_RE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz|tar\.zst)$", re.I)
+_MSSQL_LOG_RE = re.compile(r"(\.trn$|_log[._]|log_|incr)", re.I)
+
+
+def engine_family(engine: str | None) -> Family | None:
+    """``mysql``/``postgresql``/``sqlserver`` for an RDS ``datastore.type``, else None."""
+    if not engine:
+        return None
+    e = re.sub(r"[^a-z]", "", engine.lower())
+    if "mysql" in e or "mariadb" in e:
+        return "mysql"
+    if "postgres" in e or e == "pg":
+        return "postgresql"
+    if "sqlserver" in e or "mssql" in e:
+        return "sqlserver"
+    return None
+
+
+def _kind(name: str, family: Family | None) -> Kind:
+    n = name.lower()
+    is_qp = n.endswith((".qp", "_qp.xb", ".xbstream", ".xb"))
+    if family == "mysql":
+        return "mysql_full" if is_qp else "mysql_binlog"
+    if family == "postgresql":
+        return "pg_full" if _TAR_RE.search(n) else "pg_wal"
+    if family == "sqlserver":
+        return "mssql_log" if _MSSQL_LOG_RE.search(n) else "mssql_full"
+    # Unknown engine: guess from the name alone.
+    if is_qp:
+        return "mysql_full"
+    if n.endswith(".bak"):
+        return "mssql_log" if _MSSQL_LOG_RE.search(n) else "mssql_full"
+    if n.endswith(".trn"):
+        return "mssql_log"
+    if _TAR_RE.search(n):
+        return "pg_full"
+    if _WAL_RE.match(posixpath.basename(name)):
+        return "pg_wal"
+    if _BINLOG_RE.search(n):
+        return "mysql_binlog"
+    return "unknown"
+
+
+def _sh(path: str) -> str:
+    return shlex.quote(path)
+
+
+def _tsql_str(s: str) -> str:
+    return "N'" + s.replace("'", "''") + "'"
+
+
+def _tsql_name(s: str) -> str:
+    return "[" + s.replace("]", "]]") + "]"
+
+
+def _dq(s: str) -> str:
+    """Double-quote for a POSIX shell, so the T-SQL single quotes inside stay readable."""
+    return '"' + re.sub(r'(["\\$`])', r"\\\1", s) + '"'
+
+
+def _mysql_full(path: str) -> list[str]:
+    return [
+        f"MySQL full backup {path} (qpress-compressed xbstream): restore with Percona "
+        "XtraBackup of the same major version as the instance, qpress on PATH:",
+        f"  mkdir -p {MYSQL_DIR} && xbstream -x -p 4 -C {MYSQL_DIR} < {_sh(path)}",
+        f"  xtrabackup --decompress --remove-original --parallel=4 --target-dir={MYSQL_DIR}",
+        f"  xtrabackup --prepare --target-dir={MYSQL_DIR}"
+        "   # MySQL 5.6/5.7: innobackupex --decompress, then --apply-log",
+        f"  chown -R mysql:mysql {MYSQL_DIR}, set datadir={MYSQL_DIR} in my.cnf, start mysqld",
+    ]
+
+
+def _mysql_binlogs(paths: Sequence[str]) -> list[str]:
+    return [
+        "MySQL binlogs: after the full backup is restored and running, replay them in order:",
+        f"  mysqlbinlog {' '.join(_sh(p) for p in paths)} | mysql -u root -p",
+        "  (add --stop-datetime='YYYY-MM-DD hh:mm:ss' to mysqlbinlog to stop at a point in time)",
+    ]
+
+
+def _pg_full(path: str) -> list[str]:
+    return [
+        f"PostgreSQL full backup {path}: with PostgreSQL stopped, extract it into an empty data "
+        "directory (same PostgreSQL version as the instance):",
+        f"  mkdir -m 700 -p {PG_DIR} && tar -xf {_sh(path)} -C {PG_DIR}",
+        f"  chown -R postgres:postgres {PG_DIR}",
+        "  keep your own postgresql.conf/pg_hba.conf (drop RDS-only settings), then: "
+        f"pg_ctl -D {PG_DIR} start",
+    ]
+
+
+def _pg_wal(paths: Sequence[str]) -> list[str]:
+    compressed = all(p.lower().endswith(".gz") for p in paths)
+    restore = f"gunzip -c {PG_WAL_DIR}/%f.gz > %p" if compressed else f"cp {PG_WAL_DIR}/%f %p"
+    return [
+        "PostgreSQL WAL/incremental files: replay them on top of the restored full backup:",
+        f"  mkdir -p {PG_WAL_DIR} && cp {' '.join(_sh(p) for p in paths)} {PG_WAL_DIR}/",
+        f"  postgresql.conf: restore_command = '{restore}'  (optional recovery_target_time)",
+        f"  touch {PG_DIR}/recovery.signal, then start PostgreSQL (it replays and promotes)",
+    ]
+
+
+def _sqlcmd(query: str) -> str:
+    return f"  sqlcmd -S localhost -U sa -Q {_dq(query)}"
+
+
+def _mssql(fulls: Sequence[tuple[str, str]], logs: Sequence[tuple[str, str]]) -> list[str]:
+    lines = [
+        "SQL Server: copy the files where the SQL Server service account can read them "
+        "(paths below are where they are now), then:",
+    ]
+    log_dbs = {db for _, db in logs}
+    for path, db in fulls:
+        recovery = "NORECOVERY" if db in log_dbs else "RECOVERY"
+        lines.append(
+            _sqlcmd(
+                f"RESTORE DATABASE {_tsql_name(db)} FROM DISK = {_tsql_str(path)} "
+                f"WITH {recovery}, STATS = 10"
+            )
+        )
+    for path, db in logs:
+        lines.append(
+            _sqlcmd(f"RESTORE LOG {_tsql_name(db)} FROM DISK = {_tsql_str(path)} WITH NORECOVERY")
+        )
+    for db in sorted(log_dbs):
+        lines.append(_sqlcmd(f"RESTORE DATABASE {_tsql_name(db)} WITH RECOVERY"))
+    lines.append(
+        "  (if the data/log file paths differ on this server, add MOVE N'<logical>' TO N'<path>'"
+        " clauses; RESTORE FILELISTONLY FROM DISK = ... lists the logical names)"
+    )
+    return lines
+
+
+def next_steps(
+    engine: str | None,
+    file_names: Sequence[str],
+    out_dir: str,
+    *,
+    databases: Mapping[str, str | None] | None = None,
+) -> list[str]:
+    """Lines telling a DBA how to restore ``file_names`` (downloaded into ``out_dir``).
+
+    ``engine`` is the RDS ``datastore.type`` (MySQL, PostgreSQL, SQLServer, MariaDB) or None,
+    in which case the kind of each file is guessed from its name. ``databases`` maps a file name
+    to its SQL Server database (``files[].database_name``) when known.
+    """
+    if not file_names:
+        return []
+    family = engine_family(engine)
+    groups: dict[Kind, list[str]] = {}
+    for name in sorted(file_names):
+        groups.setdefault(_kind(name, family), []).append(name)
+
+    def path(name: str) -> str:
+        return posixpath.join(out_dir, name) if out_dir else name
+
+    db_of = databases or {}
+    lines: list[str] = []
+    for name in groups.get("mysql_full", []):
+        lines += _mysql_full(path(name))
+    if "mysql_binlog" in groups:
+        lines += _mysql_binlogs([path(n) for n in groups["mysql_binlog"]])
+    for name in groups.get("pg_full", []):
+        lines += _pg_full(path(name))
+    if "pg_wal" in groups:
+        lines += _pg_wal([path(n) for n in groups["pg_wal"]])
+    if "mssql_full" in groups or "mssql_log" in groups:
+        fulls = [(path(n), db_of.get(n) or "<database>") for n in groups.get("mssql_full", [])]
+        logs = [(path(n), db_of.get(n) or "<database>") for n in groups.get("mssql_log", [])]
+        lines += _mssql(fulls, logs)
+    if "unknown" in groups:
+        unknown = groups["unknown"]
+        shown = ", ".join(unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        lines.append(
+            f"Downloaded to {out_dir}: {shown}. Restore with the tools of the source database "
+            "engine (RDS documentation: restoring from a backup file)."
+        )
+    return lines
