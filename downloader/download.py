@@ -1,0 +1,243 @@
+"""One ``download`` run around the engine: select, lock, fetch, write the manifest, report.
+
+The CLI resolves the first listing (API or links file) and hands it here with a way to
+fetch fresh listings; this module owns what happens to the output folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import ssl as ssl_mod
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from downloader import storage
+from downloader.engine import Engine, EngineConfig, FileOutcome
+from downloader.errors import UsageError, VerificationError
+from downloader.journal import Journal
+from downloader.lock import FolderLock
+from downloader.models import BackupFile, FileListing
+from downloader.progress import Reporter
+from downloader.resolver import Fetch, LinkResolver
+from downloader.verify import build_manifest, remove_manifest, write_manifest
+
+log = logging.getLogger("rds_backup.download")
+
+# Assumed rate when judging whether links from a saved response can last the whole run.
+PLAUSIBLE_RATE = 20 * 1024 * 1024
+
+
+class NothingSelectedError(UsageError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+
+    def apply(self, files: Sequence[BackupFile]) -> list[BackupFile]:
+        out = []
+        for f in files:
+            if self.include and not any(fnmatch.fnmatchcase(f.name, g) for g in self.include):
+                continue
+            if any(fnmatch.fnmatchcase(f.name, g) for g in self.exclude):
+                continue
+            if self.databases and f.database_name not in self.databases:
+                continue
+            out.append(f)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    connect_timeout: float = 15.0
+    stall_timeout: float = 30.0
+    ssl: ssl_mod.SSLContext | bool = True  # False only with --insecure-links
+    expiry_margin: float = 60.0
+
+
+@dataclass(slots=True)
+class RunReport:
+    backup_id: str
+    outcomes: list[FileOutcome]
+    seconds: float
+    resolutions: int
+    refusals: int
+    retries: int
+    restarts: int
+    bytes_fetched: int
+    manifest: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.failed
+        if not failed:
+            return 0
+        if all(isinstance(o.error, VerificationError) for o in failed):
+            return VerificationError.exit_code
+        return 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "ok": not self.failed,
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 3),
+            "bytes_fetched": self.bytes_fetched,
+            "retries": self.retries,
+            "restarts": self.restarts,
+            "re_resolutions": self.resolutions,
+            "links_refused": self.refusals,
+            "manifest": self.manifest,
+            "warnings": self.warnings,
+            "files": [
+                {
+                    "name": o.name,
+                    "database_name": o.database_name,
+                    "result": "skipped" if o.skipped else ("ok" if o.ok else "failed"),
+                    "size": o.size,
+                    "sha256": o.sha256,
+                    "md5": o.md5,
+                    "etag": o.etag,
+                    "seconds": round(o.seconds, 3),
+                    "bytes_fetched": o.fetched,
+                    "detail": o.detail,
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def make_session(transport: TransportConfig, connections: int) -> aiohttp.ClientSession:
+    """The object-store session: no API credentials, no compression, one pool."""
+    connector = aiohttp.TCPConnector(
+        limit=connections, limit_per_host=0, ssl=transport.ssl, enable_cleanup_closed=True
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=transport.connect_timeout, sock_read=transport.stall_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
+        read_bufsize=1024 * 1024,
+        headers={"User-Agent": "rds-backup"},
+    )
+
+
+async def run_download(
+    config: EngineConfig,
+    listing: FileListing,
+    *,
+    fetch: Fetch | None,
+    selection: Selection,
+    transport: TransportConfig,
+    reporter: Reporter,
+    wait_lock: bool = False,
+    engine_name: str | None = None,
+) -> RunReport:
+    started = time.monotonic()
+    files = selection.apply(listing.files)
+    if not listing.files:
+        raise NothingSelectedError(f"backup {config.backup_id} lists no files")
+    if not files:
+        raise NothingSelectedError("no file matches --include/--exclude/--database")
+    layout = storage.Layout(config.out_dir)
+    for f in files:
+        layout.final(f.name)  # refuses hostile names before anything is written
+    layout.prepare()
+    lock = FolderLock(layout.lock, str(config.out_dir))
+    await lock.acquire(wait=wait_lock)
+    try:
+        resolver = LinkResolver(listing, fetch, margin=transport.expiry_margin)
+        warnings = list(listing.warnings)
+        if fetch is None:
+            warnings += _links_file_warnings(files, resolver)
+        for w in warnings:
+            reporter.event("warning", w)
+        journal = Journal(layout)
+        total = sum(f.size_kb * 1024 for f in files)
+        reporter.run_started(
+            backup_id=config.backup_id,
+            files=[(f.name, f.size_kb * 1024) for f in files],
+            total_bytes=total,
+        )
+        async with make_session(transport, config.connections) as session:
+            engine = Engine(
+                config, files, resolver=resolver, session=session, reporter=reporter,
+                journal=journal,
+            )
+            outcomes = await engine.run()
+        manifest_path = None
+        if all(o.ok for o in outcomes):
+            selected = {f.name for f in files} | _names_in_place(layout, journal, config)
+            records = [r for r in journal.completed()
+                       if r.backup_id == config.backup_id and r.name in selected]
+            manifest = build_manifest(backup_id=config.backup_id, bucket=listing.bucket,
+                                      engine=engine_name, records=records)
+            manifest_path = str(write_manifest(layout, manifest))
+        else:
+            remove_manifest(layout)
+            names = ", ".join(o.name for o in outcomes if not o.ok)
+            log.error("not complete: %s; run the same command again to fetch only these", names)
+        return RunReport(
+            backup_id=config.backup_id,
+            outcomes=outcomes,
+            seconds=time.monotonic() - started,
+            resolutions=resolver.resolutions,
+            refusals=resolver.refusals,
+            retries=engine.stats.retries,
+            restarts=engine.stats.restarts,
+            bytes_fetched=engine.stats.bytes_fetched,
+            manifest=manifest_path,
+            warnings=warnings,
+        )
+    finally:
+        lock.release()
+
+
+def _names_in_place(layout: storage.Layout, journal: Journal, config: EngineConfig) -> set[str]:
+    """Files of this backup finished by earlier runs (say, another --database) and still
+    in place: the manifest keeps listing them."""
+    out = set()
+    for rec in journal.completed():
+        if rec.backup_id != config.backup_id:
+            continue
+        try:
+            path = layout.final(rec.name)
+        except UsageError:
+            continue
+        if path.is_file() and path.stat().st_size == rec.size:
+            out.add(rec.name)
+    return out
+
+
+def _links_file_warnings(files: Sequence[BackupFile], resolver: LinkResolver) -> list[str]:
+    total = sum(f.size_kb * 1024 for f in files)
+    needed = total / PLAUSIBLE_RATE
+    now = resolver.server_now()
+    out = []
+    for f in files:
+        if f.link_expired_time is None:
+            continue
+        left = f.link_expired_time.timestamp() - now
+        if left < needed:
+            when = "has expired" if left <= 0 else f"expires in {left:.0f} s"
+            out.append(
+                f"{f.name}: link {when}, before the download can plausibly finish; links from "
+                "--links-file cannot be renewed"
+            )
+    return out

@@ -1,0 +1,183 @@
+"""The resume journal: one small, versioned JSON record per file in the state folder.
+
+A record says which byte ranges of the part file are on disk and which object they came
+from (size, ETag, Last-Modified), keyed on the backup's identity (backup id, file name, KB
+size), never on the link. Records are written atomically (temporary name, fsync, rename),
+and only after the part file itself has been fsynced, so a range the journal calls done is
+on disk after any crash. A record that cannot be read, is of another version or disagrees
+with the part file is not trusted: the file restarts.
+
+How often: the engine flushes dirty records once a second and whenever a file has taken
+more than ``FLUSH_BYTES`` since its last flush, plus at every file's end and at shutdown.
+At loopback speeds that is one fsync per ~64 MiB per file, which costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from downloader.ranges import Interval, RangeSet
+from downloader.storage import Layout, atomic_write
+
+VERSION = 1
+FLUSH_SECONDS = 1.0
+FLUSH_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class FileRecord:
+    backup_id: str
+    name: str
+    size_kb: int
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    done: list[Interval] = field(default_factory=list)
+    complete: bool = False
+    sha256: str | None = None
+    md5: str | None = None
+    database_name: str | None = None
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "backup_id": self.backup_id,
+            "name": self.name,
+            "size_kb": self.size_kb,
+            "size": self.size,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "done": [[s, e] for s, e in self.done],
+            "complete": self.complete,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "database_name": self.database_name,
+            "finished_at": self.finished_at,
+        }
+
+
+class JournalError(ValueError):
+    """A record that must not be trusted; the message says why."""
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    v = obj.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise JournalError(f"{key} is not a string")
+
+
+def record_from_json(obj: object) -> FileRecord:
+    if not isinstance(obj, dict):
+        raise JournalError("not an object")
+    if obj.get("version") != VERSION:
+        raise JournalError(f"version {obj.get('version')!r}, expected {VERSION}")
+    for key in ("backup_id", "name"):
+        if not isinstance(obj.get(key), str):
+            raise JournalError(f"{key} missing")
+    size_kb = obj.get("size_kb")
+    size = obj.get("size")
+    if not isinstance(size_kb, int) or isinstance(size_kb, bool) or size_kb < 0:
+        raise JournalError("size_kb invalid")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise JournalError("size invalid")
+    raw_done = obj.get("done")
+    if not isinstance(raw_done, list):
+        raise JournalError("done invalid")
+    done = RangeSet()
+    for item in raw_done:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in item)
+            or not 0 <= item[0] < item[1]
+            or (size is not None and item[1] > size)
+        ):
+            raise JournalError(f"bad range {item!r}")
+        done.add(item[0], item[1])
+    complete = obj.get("complete")
+    if not isinstance(complete, bool):
+        raise JournalError("complete invalid")
+    if done.covered() and size is None:
+        raise JournalError("ranges without a size")
+    return FileRecord(
+        backup_id=obj["backup_id"],
+        name=obj["name"],
+        size_kb=size_kb,
+        size=size,
+        etag=_opt_str(obj, "etag"),
+        last_modified=_opt_str(obj, "last_modified"),
+        done=done.intervals(),
+        complete=complete,
+        sha256=_opt_str(obj, "sha256"),
+        md5=_opt_str(obj, "md5"),
+        database_name=_opt_str(obj, "database_name"),
+        finished_at=_opt_str(obj, "finished_at"),
+    )
+
+
+class Journal:
+    """Reads and writes the records under one output folder's state folder."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def load(self, backup_id: str, name: str, size_kb: int) -> tuple[FileRecord | None, str | None]:
+        """The record for this file, or (None, why it was not usable). No record: (None, None)."""
+        path = self.layout.record(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"journal unreadable ({exc.strerror})"
+        try:
+            rec = record_from_json(json.loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, f"journal unreadable ({exc})"
+        if (rec.backup_id, rec.name, rec.size_kb) != (backup_id, name, size_kb):
+            return None, "journal belongs to another backup or file version"
+        if not rec.complete and rec.done:
+            part = self.layout.part(name)
+            try:
+                on_disk = part.stat().st_size
+            except FileNotFoundError:
+                if rec.size is not None and rec.done == [(0, rec.size)]:
+                    final = self.layout.final(name)
+                    if final.is_file() and final.stat().st_size == rec.size:
+                        return rec, None  # stopped right after the move into place
+                return None, "journal without its part file"
+            if on_disk < max(e for _, e in rec.done):
+                return None, "part file shorter than the journal says"
+        return rec, None
+
+    def save(self, rec: FileRecord) -> None:
+        data = json.dumps(rec.to_json(), separators=(",", ":")).encode()
+        atomic_write(self.layout.record(rec.name), data)
+
+    def remove(self, name: str) -> None:
+        for path in (self.layout.record(name), self.layout.part(name)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def completed(self) -> list[FileRecord]:
+        """Every record marked complete (any backup), for the manifest and for skipping."""
+        out = []
+        try:
+            paths = sorted(self.layout.journal.glob("*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            try:
+                rec = record_from_json(json.loads(path.read_bytes()))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            if rec.complete:
+                out.append(rec)
+        return out

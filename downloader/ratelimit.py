@@ -1,0 +1,53 @@
+"""A token bucket shared by every connection, for ``--limit-rate``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from downloader.errors import UsageError
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_rate(text: str) -> int:
+    """``50M`` -> bytes per second (K/M/G are powers of 1024; a trailing ``B``/``/s`` is ok)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise UsageError(f"invalid rate {text!r}: use a number with an optional K, M or G")
+    value = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    if value < 1024:
+        raise UsageError(f"rate {text!r} is too low: at least 1K")
+    return int(value)
+
+
+class RateLimiter:
+    """Callers take ``n`` bytes' worth of tokens after reading them; the bucket refills at
+    ``rate`` bytes/s and holds at most a quarter second of burst, so the average over any
+    few seconds stays within a few percent of ``rate``."""
+
+    def __init__(
+        self,
+        rate: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.capacity = max(rate / 4, 64 * 1024)
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.capacity
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    async def take(self, n: int) -> None:
+        async with self._lock:  # FIFO, so connections share the rate fairly
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= n
+            if self._tokens < 0:
+                await self._sleep(-self._tokens / self.rate)
