@@ -1,0 +1,349 @@
+"""The RDS API over a caller-provided ``aiohttp.ClientSession``: backup-files and backups.
+
+Every request: ``Content-Type: application/json`` (mandatory per the API docs), auth headers
+from an :class:`~downloader.api.auth.Auth`, a URL whose query is exactly the signed canonical
+query (``yarl.URL(..., encoded=True)`` so aiohttp does not re-encode it), one API budget
+token, a connect + total timeout.
+
+Retries (decided by :class:`RetryPolicy`, a pure object): connection errors, timeouts, 429 /
+APIG.0308 and 5xx, with exponential backoff and full jitter, at least ``Retry-After``. Any other
+4xx is final at once: a wrong SK costs exactly one request, and more than five signature
+failures in a row lock the AK for five minutes (facts §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl as _ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+import yarl
+
+from downloader.api import signer
+from downloader.api.auth import Auth
+from downloader.api.budget import ApiBudget
+from downloader.api.parse import parse_backup_files, parse_backups, parse_error
+from downloader.errors import (
+    ApiError,
+    ApiNotFoundError,
+    ApiThrottledError,
+    ApiUnavailableError,
+    ResponseFormatError,
+    UsageError,
+)
+from downloader.models import Backup, FileListing
+
+log = logging.getLogger("downloader.api")
+
+PAGE_LIMIT = 100  # the API's maximum page size (facts §2)
+MAX_PAGES = 1000  # a server that never reaches total_count must not page forever
+MAX_BODY = 16 * 1024 * 1024
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)
+USER_AGENT = "rds-backup/0.1"
+
+SslArg = _ssl.SSLContext | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a retryable API failure."""
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    total_timeout: float = 180.0  # the whole call, all attempts and waits included
+
+    def delay(
+        self, attempt: int, retry_after: float | None, rng: Callable[[], float] = random.random
+    ) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        Full jitter (AWS architecture blog "Exponential Backoff And Jitter"): uniform in
+        [0, min(max_delay, base * 2**(attempt-1))], but never less than the server's
+        Retry-After.
+        """
+        cap = min(self.max_delay, self.base_delay * (2.0 ** min(attempt - 1, 30)))
+        jittered: float = cap * rng()
+        if retry_after is not None:
+            return max(jittered, retry_after)
+        return jittered
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110
+    §10.2.3); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds == seconds else None  # NaN is not a delay
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware datetime, or None."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _format_time(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise UsageError("begin/end times need a time zone")
+    return value.strftime("%Y-%m-%dT%H:%M:%S%z")  # +0800, as documented (facts §2)
+
+
+def _host_port(url: yarl.URL) -> str:
+    """The URL netloc as signed and sent in ``Host``: host plus any non-default port."""
+    return url.host_port_subcomponent or ""
+
+
+class _TlsFailure(ApiUnavailableError):
+    """A certificate or handshake failure: retrying cannot fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class RdsClient:
+    """RDS v3 API calls used by rds-backup. ``calls`` counts HTTP requests sent."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        project_id: str,
+        auth: Auth,
+        session: aiohttp.ClientSession,
+        budget: ApiBudget | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        ssl: SslArg = None,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        base = yarl.URL(endpoint.rstrip("/"))
+        if base.scheme not in ("http", "https") or not base.raw_host:
+            raise UsageError(f"RDS endpoint must be an http(s) URL, got {endpoint!r}")
+        if not project_id or "/" in project_id:
+            raise UsageError(
+                "a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)"
+            )
+        self._base = str(base).rstrip("/")
+        self._base_path = base.raw_path.rstrip("/")
+        self._host = _host_port(base)
+        self.project_id = project_id
+        self.auth = auth
+        self._session = session
+        self.budget = budget
+        self.retry = retry
+        self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else True
+        self._timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"<RdsClient {self._base} project {self.project_id}>"
+
+    # ------------------------------------------------------------------ the API calls
+
+    async def show_backup_files(self, backup_id: str) -> FileListing:
+        """``GET /v3/{project_id}/backup-files?backup_id=...``: the files and their links."""
+        answer = await self._call("GET", "backup-files", [("backup_id", backup_id)])
+        obj = self._json(answer)
+        return parse_backup_files(obj, server_date=http_date(answer.headers.get("Date")))
+
+    async def list_backups(
+        self,
+        instance_id: str,
+        *,
+        backup_type: str | None = None,
+        status: str | None = None,
+        begin_time: datetime | str | None = None,
+        end_time: datetime | str | None = None,
+        backup_id: str | None = None,
+    ) -> list[Backup]:
+        """All pages of ``GET /v3/{project_id}/backups`` (offset/limit until total_count)."""
+        if (begin_time is None) != (end_time is None):
+            raise UsageError("begin and end time must be given together")
+        base: list[tuple[str, str]] = [("instance_id", instance_id)]
+        if backup_id:
+            base.append(("backup_id", backup_id))
+        if backup_type:
+            base.append(("backup_type", backup_type))
+        if status:
+            base.append(("status", status))
+        if begin_time is not None and end_time is not None:
+            base += [("begin_time", _format_time(begin_time)), ("end_time", _format_time(end_time))]
+        found: dict[str, Backup] = {}
+        offset = 0
+        for _ in range(MAX_PAGES):
+            query = [*base, ("offset", str(offset)), ("limit", str(PAGE_LIMIT))]
+            page, total = parse_backups(self._json(await self._call("GET", "backups", query)))
+            for backup in page:
+                found.setdefault(backup.id, backup)  # the list may shift while we page
+            offset += len(page)
+            if not page or offset >= total:
+                break
+        return list(found.values())
+
+    async def latest_backup(
+        self, instance_id: str, backup_types: Sequence[str] = ("auto",)
+    ) -> Backup:
+        """The COMPLETED backup of one of ``backup_types`` with the newest end time.
+
+        The list's sort order is undocumented and its status filter only works for SQL Server
+        (facts §2), so both are done here.
+        """
+        candidates: list[Backup] = []
+        for backup_type in dict.fromkeys(backup_types):
+            for backup in await self.list_backups(instance_id, backup_type=backup_type):
+                if backup.status.upper() == "COMPLETED" and backup.type == backup_type:
+                    candidates.append(backup)
+        best = pick_latest(candidates)
+        if best is None:
+            kinds = "/".join(backup_types) or "any"
+            raise ApiNotFoundError(
+                f"instance {instance_id} has no COMPLETED {kinds} backup with an end time"
+            )
+        return best
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _json(self, answer: _Answer) -> object:
+        try:
+            return json.loads(answer.body)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseFormatError("response", "not JSON") from exc
+
+    async def _call(self, method: str, resource: str, query: list[tuple[str, str]]) -> _Answer:
+        path = f"{self._base_path}/v3/{self.project_id}/{resource}"
+        qs = signer.canonical_query(query)
+        url = yarl.URL(
+            f"{self._base}/v3/{self.project_id}/{resource}" + (f"?{qs}" if qs else ""), encoded=True
+        )
+        deadline = self._clock() + self.retry.total_timeout
+        refreshed_auth = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.budget is not None:
+                await self.budget.acquire()
+            try:
+                # Inside the try: an IAM token fetch can fail transiently, like the call itself.
+                headers = await self.auth.headers(
+                    method=method,
+                    host=self._host,
+                    path=path,
+                    query=query,
+                    headers={"Content-Type": "application/json", "Host": self._host},
+                    body=b"",
+                    session=self._session,
+                )
+                headers["User-Agent"] = USER_AGENT  # unsigned (the SDK signs it; optional, §4a)
+                answer = await self._send(method, url, headers)
+            except ApiError as exc:
+                error: ApiError = exc
+                retry_after: float | None = None
+            else:
+                if answer.status < 400:
+                    return answer
+                error = parse_error(
+                    answer.status, answer.body, answer.headers, secrets=self.auth.secrets()
+                )
+                now = http_date(answer.headers.get("Date")) or datetime.now(UTC)
+                retry_after = retry_after_seconds(answer.headers.get("Retry-After"), now=now)
+            if not isinstance(error, ApiThrottledError | ApiUnavailableError):
+                if error.status in (401, 403) and not refreshed_auth and self.auth.invalidate():
+                    refreshed_auth = True  # a cached IAM token may have been revoked: once
+                    continue
+                raise error
+            if isinstance(error, _TlsFailure) or attempt >= self.retry.max_attempts:
+                raise error
+            wait = self.retry.delay(attempt, retry_after, self._rng)
+            if self._clock() + wait > deadline:
+                raise error
+            if isinstance(error, ApiThrottledError) and self.budget is not None:
+                self.budget.pause(wait)
+            log.debug(
+                "RDS API %s %s: %s; retrying in %.2f s (attempt %d of %d)",
+                method,
+                resource,
+                error,
+                wait,
+                attempt + 1,
+                self.retry.max_attempts,
+            )
+            await self._sleep(wait)
+
+    async def _send(self, method: str, url: yarl.URL, headers: dict[str, str]) -> _Answer:
+        self.calls += 1
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=headers,
+                ssl=self._ssl,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                length = resp.content_length
+                if length is not None and length > MAX_BODY:
+                    raise ResponseFormatError("response", f"body of {length} bytes is too big")
+                body = await resp.content.read(MAX_BODY + 1)
+                if len(body) > MAX_BODY:
+                    raise ResponseFormatError("response", "body is too big")
+                return _Answer(resp.status, dict(resp.headers), body)
+        except aiohttp.ClientSSLError as exc:
+            raise _TlsFailure(
+                f"TLS failure talking to the RDS API at {self._host}: {type(exc).__name__} "
+                "(a private CA? use --ca-bundle)"
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            raise ApiUnavailableError(f"cannot reach the RDS API at {self._host}: {what}") from exc
+
+
+def pick_latest(backups: Sequence[Backup]) -> Backup | None:
+    """The backup with the newest end time (ties: newest begin time, then id). Pure."""
+    dated = [b for b in backups if b.end_time is not None]
+    if not dated:
+        return None
+    epoch = datetime.min.replace(tzinfo=UTC)
+
+    def key(b: Backup) -> tuple[datetime, datetime, str]:
+        assert b.end_time is not None
+        return (b.end_time, b.begin_time or epoch, b.id)
+
+    return max(dated, key=key)

@@ -1,0 +1,72 @@
+"""Region id -> endpoints, as the official SDK resolves them."""
+
+from __future__ import annotations
+
+import pytest
+
+from downloader.api.regions import RDS_REGIONS, iam_endpoint, rds_endpoint, rds_env_name
+from downloader.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [
+        ("ap-southeast-1", "https://rds.ap-southeast-1.myhuaweicloud.com"),
+        ("cn-north-4", "https://rds.cn-north-4.myhuaweicloud.com"),
+        ("eu-west-0", "https://rds.eu-west-0.myhuaweicloud.com"),
+        ("eu-west-101", "https://rds.eu-west-101.myhuaweicloud.eu"),
+        ("my-kualalumpur-1", "https://rds.my-kualalumpur-1.myhuaweicloud.com"),
+    ],
+)
+def test_rds_static(region: str, expected: str) -> None:
+    assert rds_endpoint(region, {}) == expected
+
+
+def test_rds_table_size() -> None:
+    assert len(RDS_REGIONS) == 34
+
+
+def test_rds_env_override_first_of_list() -> None:
+    env = {"HUAWEICLOUD_SDK_REGION_RDS_AP_SOUTHEAST_1": " https://a.example/ ,https://b.example"}
+    assert rds_endpoint("ap-southeast-1", env) == "https://a.example"
+
+
+def test_rds_env_override_for_unknown_region() -> None:
+    assert rds_env_name("xx-new-9") == "HUAWEICLOUD_SDK_REGION_RDS_XX_NEW_9"
+    env = {"HUAWEICLOUD_SDK_REGION_RDS_XX_NEW_9": "https://rds.xx-new-9.example.com"}
+    assert rds_endpoint("xx-new-9", env) == "https://rds.xx-new-9.example.com"
+
+
+def test_rds_empty_override_is_ignored() -> None:
+    env = {"HUAWEICLOUD_SDK_REGION_RDS_CN_NORTH_4": " , "}
+    assert rds_endpoint("cn-north-4", env) == "https://rds.cn-north-4.myhuaweicloud.com"
+
+
+def test_rds_unknown_region_says_how_to_override() -> None:
+    with pytest.raises(UsageError) as info:
+        rds_endpoint("mars-1", {})
+    assert "mars-1" in str(info.value)
+    assert "HUAWEICLOUD_SDK_REGION_RDS_MARS_1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [
+        ("ap-southeast-1", "https://iam.ap-southeast-1.myhuaweicloud.com"),
+        ("eu-west-101", "https://iam.eu-west-101.myhuaweicloud.eu"),
+    ],
+)
+def test_iam_regional(region: str, expected: str) -> None:
+    assert iam_endpoint(region, {}) == expected
+
+
+def test_iam_env_override() -> None:
+    env = {"HUAWEICLOUD_SDK_IAM_ENDPOINT": "https://iam.example/"}
+    assert iam_endpoint("ap-southeast-1", env) == "https://iam.example"
+    assert iam_endpoint("unknown-region", env) == "https://iam.example"
+
+
+def test_iam_unknown_region() -> None:
+    with pytest.raises(UsageError) as info:
+        iam_endpoint("mars-1", {})
+    assert "HUAWEICLOUD_SDK_IAM_ENDPOINT" in str(info.value)
