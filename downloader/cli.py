@@ -90,26 +90,57 @@ def _env(name: str) -> str:
 
 def api_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--endpoint", envvar=_env("ENDPOINT"), show_envvar=True,
-                     help="RDS API endpoint URL (private endpoints, the simulator); "
-                     "overrides --region."),
-        click.option("--region", envvar=[_env("REGION"), "HUAWEICLOUD_SDK_REGION"],
-                     show_envvar=True, help="Huawei Cloud region id, e.g. ap-southeast-1."),
-        click.option("--project-id", envvar=[_env("PROJECT_ID"), "HUAWEICLOUD_SDK_PROJECT_ID"],
-                     show_envvar=True, help="Project id (default: HUAWEICLOUD_SDK_PROJECT_ID)."),
-        click.option("--iam-endpoint", envvar=_env("IAM_ENDPOINT"), show_envvar=True,
-                     help="IAM endpoint for password login (default: from --region or "
-                     "HUAWEICLOUD_SDK_IAM_ENDPOINT)."),
-        click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
-                     envvar=_env("CA_BUNDLE"), show_envvar=True,
-                     help="PEM file of CA certificates to trust (private CAs)."),
-        click.option("--api-rate", type=click.IntRange(1, 6000), default=50, show_default=True,
-                     envvar=_env("API_RATE"), show_envvar=True,
-                     help="Most RDS API calls per minute this run makes (RDS allows 60 "
-                     "per user; leave room for concurrent runs)."),
-        click.option("--api-timeout", type=click.FloatRange(1), default=120.0,
-                     show_default=True, envvar=_env("API_TIMEOUT"), show_envvar=True,
-                     help="Bound, in seconds, on one API call including its retries."),
+        click.option(
+            "--endpoint",
+            envvar=_env("ENDPOINT"),
+            show_envvar=True,
+            help="RDS API endpoint URL (private endpoints, the simulator); overrides --region.",
+        ),
+        click.option(
+            "--region",
+            envvar=[_env("REGION"), "HUAWEICLOUD_SDK_REGION"],
+            show_envvar=True,
+            help="Huawei Cloud region id, e.g. ap-southeast-1.",
+        ),
+        click.option(
+            "--project-id",
+            envvar=[_env("PROJECT_ID"), "HUAWEICLOUD_SDK_PROJECT_ID"],
+            show_envvar=True,
+            help="Project id (default: HUAWEICLOUD_SDK_PROJECT_ID).",
+        ),
+        click.option(
+            "--iam-endpoint",
+            envvar=_env("IAM_ENDPOINT"),
+            show_envvar=True,
+            help="IAM endpoint for password login (default: from --region or "
+            "HUAWEICLOUD_SDK_IAM_ENDPOINT).",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(exists=True, dir_okay=False),
+            envvar=_env("CA_BUNDLE"),
+            show_envvar=True,
+            help="PEM file of CA certificates to trust (private CAs).",
+        ),
+        click.option(
+            "--api-rate",
+            type=click.IntRange(1, 6000),
+            default=50,
+            show_default=True,
+            envvar=_env("API_RATE"),
+            show_envvar=True,
+            help="Most RDS API calls per minute this run makes (RDS allows 60 "
+            "per user; leave room for concurrent runs).",
+        ),
+        click.option(
+            "--api-timeout",
+            type=click.FloatRange(1),
+            default=120.0,
+            show_default=True,
+            envvar=_env("API_TIMEOUT"),
+            show_envvar=True,
+            help="Bound, in seconds, on one API call including its retries.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -118,8 +149,14 @@ def api_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--json", "as_json", is_flag=True, envvar=_env("JSON"), show_envvar=True,
-                     help="Print a machine-readable report on stdout."),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            envvar=_env("JSON"),
+            show_envvar=True,
+            help="Print a machine-readable report on stdout.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -150,18 +187,24 @@ async def api_client(
             raise UsageError("give --region (or --endpoint) to reach the RDS API")
         endpoint = rds_endpoint(region, env)
     ssl_ctx = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
-    auth = load_auth(env, iam_endpoint=iam_endpoint, project_id=project_id, region=region,
-                     ssl=ssl_ctx)
+    auth = load_auth(
+        env, iam_endpoint=iam_endpoint, project_id=project_id, region=region, ssl=ssl_ctx
+    )
     for secret in auth.secrets():
         register_secret(secret)
-    project = project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or getattr(
-        auth, "project_id", None)
+    project = (
+        project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or getattr(auth, "project_id", None)
+    )
     if not project:
         raise UsageError("a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)")
     async with aiohttp.ClientSession() as session:
         yield RdsClient(
-            endpoint=endpoint, project_id=project, auth=auth, session=session,
-            budget=ApiBudget(api_rate), retry=RetryPolicy(total_timeout=api_timeout),
+            endpoint=endpoint,
+            project_id=project,
+            auth=auth,
+            session=session,
+            budget=ApiBudget(api_rate),
+            retry=RetryPolicy(total_timeout=api_timeout),
             ssl=ssl_ctx,
         )
 
@@ -169,17 +212,26 @@ async def api_client(
 # --------------------------------------------------------------------------- the group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
-                               "auto_envvar_prefix": ENV_PREFIX, "max_content_width": 100})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "auto_envvar_prefix": ENV_PREFIX,
+        "max_content_width": 100,
+    }
+)
 @click.version_option(__version__, prog_name="rds-backup")
 @click.option("--debug", is_flag=True, help="Verbose logs and tracebacks (secrets redacted).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, show_envvar=True,
-              help="Log lines as text or one JSON object per line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    show_envvar=True,
+    help="Log lines as text or one JSON object per line.",
+)
 @click.option("--quiet", "-q", is_flag=True, show_envvar=True, help="Print only errors.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"],
-        quiet: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"], quiet: bool) -> None:
     """Resumable, parallel downloader for Huawei Cloud RDS backups.
 
     Credentials come from the environment, as Huawei's SDK reads them:
@@ -205,73 +257,207 @@ def _size(text: str) -> int:
 
 @cli.command()
 @click.argument("backup_id", required=False, envvar=_env("BACKUP_ID"))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              required=True, show_envvar=True, help="Output folder.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    show_envvar=True,
+    help="Output folder.",
+)
 @api_options
-@click.option("--links-file", type=click.Path(allow_dash=True, dir_okay=False),
-              show_envvar=True,
-              help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
-              "Links cannot be renewed then.")
-@click.option("--instance-id", show_envvar=True,
-              help="With --latest: the instance whose newest backup to fetch.")
-@click.option("--latest", is_flag=True, show_envvar=True,
-              help="Download the newest COMPLETED backup of --instance-id.")
-@click.option("--backup-type", "backup_types", multiple=True, show_envvar=True,
-              type=click.Choice(["auto", "manual", "incremental", "fragment"]),
-              help="With --latest: backup types to consider (repeatable; default auto).")
-@click.option("--include", multiple=True, show_envvar=True,
-              help="Only files whose name matches this glob (repeatable).")
-@click.option("--exclude", multiple=True, show_envvar=True,
-              help="Skip files whose name matches this glob (repeatable).")
-@click.option("--database", "databases", multiple=True, show_envvar=True,
-              help="Only files of this database (database-level backups; repeatable).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
-              show_envvar=True, help="Files downloaded at once.")
-@click.option("-x", "--split", "per_file", type=click.IntRange(1, 64), default=8,
-              show_default=True, show_envvar=True,
-              help="Connections per file while other files wait.")
-@click.option("--max-connections", type=click.IntRange(1, 256), default=32, show_default=True,
-              show_envvar=True, help="Global connection budget for the whole run.")
-@click.option("--chunk-size", type=str, show_envvar=True,
-              help="Range size, e.g. 16M (default: chosen from each file's size).")
-@click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
-              show_envvar=True, help="Retries of one range in a row before its file fails.")
-@click.option("--connect-timeout", type=click.FloatRange(0.1), default=15.0,
-              show_default=True, show_envvar=True, help="Seconds to connect.")
-@click.option("--stall-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
-              show_envvar=True, help="Abort a connection that sends no byte for this long.")
-@click.option("--expiry-margin", type=click.FloatRange(0), default=60.0, show_default=True,
-              show_envvar=True,
-              help="Renew links this many seconds before link_expired_time.")
-@click.option("--limit-rate", type=str, show_envvar=True,
-              help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).")
-@click.option("--preallocate/--no-preallocate", default=True, show_default=True,
-              show_envvar=True, help="Reserve disk space for each file up front.")
-@click.option("--md5-check/--no-md5-check", default=True, show_default=True, show_envvar=True,
-              help="Check the MD5 against ETags that look like one (multipart uploads' "
-              "ETags are not MD5s).")
-@click.option("--insecure-links", is_flag=True, show_envvar=True,
-              help="Do not verify TLS certificates of download links (dotted bucket names "
-              "can break certificate matching). Logged; never the default.")
-@click.option("--wait-lock", is_flag=True, show_envvar=True,
-              help="Wait for another run on the same folder instead of exiting.")
-@click.option("--progress", "progress_mode", show_envvar=True,
-              type=click.Choice(["auto", "tty", "log", "quiet"]), default="auto",
-              show_default=True,
-              help="Bars at a terminal, periodic log lines otherwise.")
-@click.option("--progress-interval", type=click.FloatRange(1), default=30.0,
-              show_default=True, show_envvar=True,
-              help="Seconds between progress lines without a terminal.")
+@click.option(
+    "--links-file",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    show_envvar=True,
+    help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
+    "Links cannot be renewed then.",
+)
+@click.option(
+    "--instance-id",
+    show_envvar=True,
+    help="With --latest: the instance whose newest backup to fetch.",
+)
+@click.option(
+    "--latest",
+    is_flag=True,
+    show_envvar=True,
+    help="Download the newest COMPLETED backup of --instance-id.",
+)
+@click.option(
+    "--backup-type",
+    "backup_types",
+    multiple=True,
+    show_envvar=True,
+    type=click.Choice(["auto", "manual", "incremental", "fragment"]),
+    help="With --latest: backup types to consider (repeatable; default auto).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    show_envvar=True,
+    help="Only files whose name matches this glob (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    show_envvar=True,
+    help="Skip files whose name matches this glob (repeatable).",
+)
+@click.option(
+    "--database",
+    "databases",
+    multiple=True,
+    show_envvar=True,
+    help="Only files of this database (database-level backups; repeatable).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    show_envvar=True,
+    help="Files downloaded at once.",
+)
+@click.option(
+    "-x",
+    "--split",
+    "per_file",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    show_envvar=True,
+    help="Connections per file while other files wait.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    show_envvar=True,
+    help="Global connection budget for the whole run.",
+)
+@click.option(
+    "--chunk-size",
+    type=str,
+    show_envvar=True,
+    help="Range size, e.g. 16M (default: chosen from each file's size).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    show_envvar=True,
+    help="Retries of one range in a row before its file fails.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(0.1),
+    default=15.0,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds to connect.",
+)
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    show_envvar=True,
+    help="Abort a connection that sends no byte for this long.",
+)
+@click.option(
+    "--expiry-margin",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    show_envvar=True,
+    help="Renew links this many seconds before link_expired_time.",
+)
+@click.option(
+    "--limit-rate",
+    type=str,
+    show_envvar=True,
+    help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
+)
+@click.option(
+    "--preallocate/--no-preallocate",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="Reserve disk space for each file up front.",
+)
+@click.option(
+    "--md5-check/--no-md5-check",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="Check the MD5 against ETags that look like one (multipart uploads' ETags are not MD5s).",
+)
+@click.option(
+    "--insecure-links",
+    is_flag=True,
+    show_envvar=True,
+    help="Do not verify TLS certificates of download links (dotted bucket names "
+    "can break certificate matching). Logged; never the default.",
+)
+@click.option(
+    "--wait-lock",
+    is_flag=True,
+    show_envvar=True,
+    help="Wait for another run on the same folder instead of exiting.",
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    show_envvar=True,
+    type=click.Choice(["auto", "tty", "log", "quiet"]),
+    default="auto",
+    show_default=True,
+    help="Bars at a terminal, periodic log lines otherwise.",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(1),
+    default=30.0,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds between progress lines without a terminal.",
+)
 @output_options
 @click.pass_obj
-def download(g: Globals, /, backup_id: str | None, output: Path, links_file: str | None,
-             instance_id: str | None, latest: bool, backup_types: tuple[str, ...],
-             include: tuple[str, ...], exclude: tuple[str, ...], databases: tuple[str, ...],
-             jobs: int, per_file: int, max_connections: int, chunk_size: str | None,
-             retries: int, connect_timeout: float, stall_timeout: float, expiry_margin: float,
-             limit_rate: str | None, preallocate: bool, md5_check: bool, insecure_links: bool,
-             wait_lock: bool, progress_mode: Literal["auto", "tty", "log", "quiet"],
-             progress_interval: float, as_json: bool, **api: Any) -> None:
+def download(
+    g: Globals,
+    /,
+    backup_id: str | None,
+    output: Path,
+    links_file: str | None,
+    instance_id: str | None,
+    latest: bool,
+    backup_types: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    databases: tuple[str, ...],
+    jobs: int,
+    per_file: int,
+    max_connections: int,
+    chunk_size: str | None,
+    retries: int,
+    connect_timeout: float,
+    stall_timeout: float,
+    expiry_margin: float,
+    limit_rate: str | None,
+    preallocate: bool,
+    md5_check: bool,
+    insecure_links: bool,
+    wait_lock: bool,
+    progress_mode: Literal["auto", "tty", "log", "quiet"],
+    progress_interval: float,
+    as_json: bool,
+    **api: Any,
+) -> None:
     """Download every file of BACKUP_ID into the output folder (resumable)."""
     from downloader.download import Selection, TransportConfig, run_download
     from downloader.engine import EngineConfig
@@ -285,17 +471,20 @@ def download(g: Globals, /, backup_id: str | None, output: Path, links_file: str
     if insecure_links:
         log.warning("--insecure-links: TLS certificates of download links are NOT verified")
     transport = TransportConfig(
-        connect_timeout=connect_timeout, stall_timeout=stall_timeout,
-        ssl=False if insecure_links else (
-            ssl.create_default_context(cafile=api["ca_bundle"]) if api["ca_bundle"] else True),
+        connect_timeout=connect_timeout,
+        stall_timeout=stall_timeout,
+        ssl=False
+        if insecure_links
+        else (ssl.create_default_context(cafile=api["ca_bundle"]) if api["ca_bundle"] else True),
         expiry_margin=expiry_margin,
     )
     selection = Selection(include, exclude, databases)
     mode: Literal["auto", "tty", "log", "quiet"] = "quiet" if g.quiet else progress_mode
     reporter = make_reporter(mode=mode, interval=progress_interval)
     if isinstance_terminal(reporter):
-        configure_logging(fmt=g.log_format, level="debug" if g.debug else "info",
-                          quiet=g.quiet, tqdm_aware=True)
+        configure_logging(
+            fmt=g.log_format, level="debug" if g.debug else "info", quiet=g.quiet, tqdm_aware=True
+        )
 
     async def main() -> Any:
         engine_name: str | None = None
@@ -306,8 +495,10 @@ def download(g: Globals, /, backup_id: str | None, output: Path, links_file: str
             listing = load_links_file(links_file)
             fetch = None
             bid = backup_id or "links-file"
-            log.info("using saved links from %s; links cannot be renewed",
-                     "stdin" if links_file == "-" else links_file)
+            log.info(
+                "using saved links from %s; links cannot be renewed",
+                "stdin" if links_file == "-" else links_file,
+            )
             return await go(bid, listing, None, engine_name)
         async with api_client(**api) as client:
             if latest:
@@ -315,8 +506,13 @@ def download(g: Globals, /, backup_id: str | None, output: Path, links_file: str
                 chosen: Backup = await client.latest_backup(instance_id, backup_types or ("auto",))
                 backup_id = chosen.id
                 engine_name = chosen.engine
-                log.info("latest backup of %s: %s (%s, ended %s)", instance_id, chosen.id,
-                         chosen.type, chosen.end_time)
+                log.info(
+                    "latest backup of %s: %s (%s, ended %s)",
+                    instance_id,
+                    chosen.id,
+                    chosen.type,
+                    chosen.end_time,
+                )
             assert backup_id is not None
             bid = backup_id
 
@@ -325,23 +521,42 @@ def download(g: Globals, /, backup_id: str | None, output: Path, links_file: str
                 return listing
 
             listing = await fetch()
-            log.info("backup %s: %d files, %s", bid, len(listing.files),
-                     format_size(sum(f.size_kb * 1024 for f in listing.files)))
+            log.info(
+                "backup %s: %d files, %s",
+                bid,
+                len(listing.files),
+                format_size(sum(f.size_kb * 1024 for f in listing.files)),
+            )
             return await go(bid, listing, fetch, engine_name)
 
-    async def go(bid: str, listing: FileListing,
-                 fetch: Callable[[], Awaitable[FileListing]] | None,
-                 engine_name: str | None) -> Any:
+    async def go(
+        bid: str,
+        listing: FileListing,
+        fetch: Callable[[], Awaitable[FileListing]] | None,
+        engine_name: str | None,
+    ) -> Any:
         cfg = EngineConfig(
-            out_dir=output, backup_id=bid, jobs=jobs, per_file=per_file,
+            out_dir=output,
+            backup_id=bid,
+            jobs=jobs,
+            per_file=per_file,
             connections=max_connections,
-            chunk_size=_size(chunk_size) if chunk_size else None, retries=retries,
-            limit_rate=_size(limit_rate) if limit_rate else None, preallocate=preallocate,
+            chunk_size=_size(chunk_size) if chunk_size else None,
+            retries=retries,
+            limit_rate=_size(limit_rate) if limit_rate else None,
+            preallocate=preallocate,
             check_md5=md5_check,
         )
-        return await run_download(cfg, listing, fetch=fetch, selection=selection,
-                                  transport=transport, reporter=reporter, wait_lock=wait_lock,
-                                  engine_name=engine_name), listing
+        return await run_download(
+            cfg,
+            listing,
+            fetch=fetch,
+            selection=selection,
+            transport=transport,
+            reporter=reporter,
+            wait_lock=wait_lock,
+            engine_name=engine_name,
+        ), listing
 
     try:
         report, listing = run_async(main)
@@ -356,8 +571,15 @@ def isinstance_terminal(reporter: ReporterBase) -> bool:
     return isinstance(reporter, TerminalReporter)
 
 
-def _finish_report(report: Any, listing: FileListing, reporter: ReporterBase, output: Path,
-                   as_json: bool, g: Globals, engine_name: str | None = None) -> None:
+def _finish_report(
+    report: Any,
+    listing: FileListing,
+    reporter: ReporterBase,
+    output: Path,
+    as_json: bool,
+    g: Globals,
+    engine_name: str | None = None,
+) -> None:
     from downloader.nextsteps import next_steps
 
     dbs = {f.name: f.database_name for f in listing.files}
@@ -372,15 +594,24 @@ def _finish_report(report: Any, listing: FileListing, reporter: ReporterBase, ou
             f"{len(report.outcomes) - len(report.failed)} of {len(report.outcomes)} files "
             f"complete, {format_size(report.bytes_fetched)} fetched in {report.seconds:.1f} s, "
             f"{report.retries} retries, {report.resolutions} link re-resolutions, "
-            f"{report.refusals} links refused", err=True)
+            f"{report.refusals} links refused",
+            err=True,
+        )
         if report.manifest:
             click.echo(f"manifest: {report.manifest}", err=True)
             for line in next_steps(engine_name, [o.name for o in report.outcomes], str(output)):
                 click.echo(line, err=True)
-    log.info("run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "
-             "%d re-resolutions, %d links refused", report.exit_code, len(report.outcomes),
-             len(report.failed), report.bytes_fetched, report.retries, report.resolutions,
-             report.refusals)
+    log.info(
+        "run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "
+        "%d re-resolutions, %d links refused",
+        report.exit_code,
+        len(report.outcomes),
+        len(report.failed),
+        report.bytes_fetched,
+        report.retries,
+        report.resolutions,
+        report.refusals,
+    )
     if report.exit_code:
         sys.exit(report.exit_code)
 
@@ -402,62 +633,110 @@ def files(backup_id: str, as_json: bool, **api: Any) -> None:
 
     listing = run_async(main)
     if as_json:
-        click.echo(json.dumps({
-            "backup_id": backup_id, "bucket": listing.bucket,
-            "files": [{"name": f.name, "size_kb": f.size_kb, "database_name": f.database_name,
-                       "link_expired_time": f.link_expired_time.isoformat()
-                       if f.link_expired_time else None} for f in listing.files],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "backup_id": backup_id,
+                    "bucket": listing.bucket,
+                    "files": [
+                        {
+                            "name": f.name,
+                            "size_kb": f.size_kb,
+                            "database_name": f.database_name,
+                            "link_expired_time": f.link_expired_time.isoformat()
+                            if f.link_expired_time
+                            else None,
+                        }
+                        for f in listing.files
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     rows = [("NAME", "SIZE", "DATABASE", "LINK EXPIRES")] + [
-        (f.name, format_size(f.size_kb * 1024), f.database_name or "-",
-         f.link_expired_time.isoformat() if f.link_expired_time else "unknown")
-        for f in listing.files]
+        (
+            f.name,
+            format_size(f.size_kb * 1024),
+            f.database_name or "-",
+            f.link_expired_time.isoformat() if f.link_expired_time else "unknown",
+        )
+        for f in listing.files
+    ]
     click.echo(_table(rows))
 
 
 @cli.command()
 @click.option("--instance-id", required=True, show_envvar=True, help="RDS instance id.")
-@click.option("--backup-type", type=click.Choice(["auto", "manual", "incremental", "fragment"]),
-              show_envvar=True, help="Only this type.")
-@click.option("--status", type=click.Choice(["COMPLETED", "BUILDING", "FAILED", "DELETING"]),
-              show_envvar=True, help="Only this status (filtered here: the API filters "
-              "status for SQL Server only).")
+@click.option(
+    "--backup-type",
+    type=click.Choice(["auto", "manual", "incremental", "fragment"]),
+    show_envvar=True,
+    help="Only this type.",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["COMPLETED", "BUILDING", "FAILED", "DELETING"]),
+    show_envvar=True,
+    help="Only this status (filtered here: the API filters status for SQL Server only).",
+)
 @api_options
 @output_options
-def backups(instance_id: str, backup_type: str | None, status: str | None, as_json: bool,
-            **api: Any) -> None:
+def backups(
+    instance_id: str, backup_type: str | None, status: str | None, as_json: bool, **api: Any
+) -> None:
     """List the backups of an instance, newest first."""
 
     async def main() -> list[Backup]:
         async with api_client(**api) as client:
-            found: list[Backup] = await client.list_backups(instance_id,
-                                                            backup_type=backup_type)
+            found: list[Backup] = await client.list_backups(instance_id, backup_type=backup_type)
             return found
 
     found = [b for b in run_async(main) if status is None or b.status.upper() == status]
-    found.sort(key=lambda b: (b.end_time.timestamp() if b.end_time else 0.0), reverse=True)
+    found.sort(key=lambda b: b.end_time.timestamp() if b.end_time else 0.0, reverse=True)
     if as_json:
-        click.echo(json.dumps([{
-            "id": b.id, "name": b.name, "instance_id": b.instance_id, "type": b.type,
-            "status": b.status, "size_kb": b.size_kb, "engine": b.engine,
-            "engine_version": b.engine_version,
-            "begin_time": b.begin_time.isoformat() if b.begin_time else None,
-            "end_time": b.end_time.isoformat() if b.end_time else None,
-            "databases": list(b.databases)} for b in found], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": b.id,
+                        "name": b.name,
+                        "instance_id": b.instance_id,
+                        "type": b.type,
+                        "status": b.status,
+                        "size_kb": b.size_kb,
+                        "engine": b.engine,
+                        "engine_version": b.engine_version,
+                        "begin_time": b.begin_time.isoformat() if b.begin_time else None,
+                        "end_time": b.end_time.isoformat() if b.end_time else None,
+                        "databases": list(b.databases),
+                    }
+                    for b in found
+                ],
+                indent=2,
+            )
+        )
         return
     rows = [("ID", "TYPE", "STATUS", "ENGINE", "SIZE", "BEGIN", "END")] + [
-        (b.id, b.type, b.status, f"{b.engine or '-'} {b.engine_version or ''}".strip(),
-         format_size(b.size_kb * 1024),
-         b.begin_time.isoformat() if b.begin_time else "-",
-         b.end_time.isoformat() if b.end_time else "-") for b in found]
+        (
+            b.id,
+            b.type,
+            b.status,
+            f"{b.engine or '-'} {b.engine_version or ''}".strip(),
+            format_size(b.size_kb * 1024),
+            b.begin_time.isoformat() if b.begin_time else "-",
+            b.end_time.isoformat() if b.end_time else "-",
+        )
+        for b in found
+    ]
     click.echo(_table(rows))
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 # --------------------------------------------------------------------------- verify
@@ -473,14 +752,23 @@ def verify(folder: Path, as_json: bool) -> None:
     manifest, checks = verify_folder(folder)
     bad = [c for c in checks if not c.ok]
     if as_json:
-        click.echo(json.dumps({"backup_id": manifest.get("backup_id"), "ok": not bad,
-                               "files": [{"name": c.name, "ok": c.ok, "detail": c.detail}
-                                         for c in checks]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "backup_id": manifest.get("backup_id"),
+                    "ok": not bad,
+                    "files": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+                },
+                indent=2,
+            )
+        )
     else:
         for c in checks:
             click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}")
-        click.echo(f"{len(checks) - len(bad)} of {len(checks)} files verified "
-                   f"(backup {manifest.get('backup_id')})")
+        click.echo(
+            f"{len(checks) - len(bad)} of {len(checks)} files verified "
+            f"(backup {manifest.get('backup_id')})"
+        )
     if bad:
         sys.exit(4)
 
@@ -490,11 +778,21 @@ def verify(folder: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True,
-              help="Port (0: any free port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8700,
+    show_default=True,
+    help="Port (0: any free port).",
+)
 @click.option("--demo-data", is_flag=True, help="Serve the large demo backup as well.")
-@click.option("--link-lifetime", type=click.FloatRange(1), default=600.0, show_default=True,
-              help="Seconds the presigned links live.")
+@click.option(
+    "--link-lifetime",
+    type=click.FloatRange(1),
+    default=600.0,
+    show_default=True,
+    help="Seconds the presigned links live.",
+)
 def simulate(host: str, port: int, demo_data: bool, link_lifetime: float) -> None:
     """Serve a local Huawei RDS API + IAM + object store until Ctrl-C."""
     from downloader.sim import Simulator, default_catalog, demo_catalog
@@ -518,14 +816,31 @@ def simulate(host: str, port: int, demo_data: bool, link_lifetime: float) -> Non
 
 
 @cli.command()
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("rds-backup-demo"), show_default=True, help="Output folder.")
-@click.option("--progress", "progress_mode", type=click.Choice(["auto", "tty", "log", "quiet"]),
-              default="auto", show_default=True)
-@click.option("--link-lifetime", type=click.FloatRange(1), default=20.0, show_default=True,
-              help="Seconds the simulated links live (short, to show link renewal).")
-def demo(output: Path, progress_mode: Literal["auto", "tty", "log", "quiet"],
-         link_lifetime: float) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("rds-backup-demo"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(["auto", "tty", "log", "quiet"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--link-lifetime",
+    type=click.FloatRange(1),
+    default=20.0,
+    show_default=True,
+    help="Seconds the simulated links live (short, to show link renewal).",
+)
+def demo(
+    output: Path, progress_mode: Literal["auto", "tty", "log", "quiet"], link_lifetime: float
+) -> None:
     """Download a sample backup from a built-in simulator, then check every byte."""
     import hashlib
 
@@ -551,12 +866,19 @@ def demo(output: Path, progress_mode: Literal["auto", "tty", "log", "quiet"],
         await sim.start("127.0.0.1", 0)
         try:
             register_secret(sim.sk)
-            click.echo(f"simulator at {sim.endpoint}; backup {backup.id} "
-                       f"({backup.engine}, {len(backup.files)} files)", err=True)
+            click.echo(
+                f"simulator at {sim.endpoint}; backup {backup.id} "
+                f"({backup.engine}, {len(backup.files)} files)",
+                err=True,
+            )
             async with aiohttp.ClientSession() as session:
-                client = RdsClient(endpoint=sim.endpoint, project_id=sim.project_id,
-                                   auth=AkSkAuth(sim.ak, sim.sk, project_id=sim.project_id),
-                                   session=session, budget=ApiBudget(60))
+                client = RdsClient(
+                    endpoint=sim.endpoint,
+                    project_id=sim.project_id,
+                    auth=AkSkAuth(sim.ak, sim.sk, project_id=sim.project_id),
+                    session=session,
+                    budget=ApiBudget(60),
+                )
 
                 async def fetch() -> FileListing:
                     listing: FileListing = await client.show_backup_files(backup.id)
@@ -565,9 +887,14 @@ def demo(output: Path, progress_mode: Literal["auto", "tty", "log", "quiet"],
                 listing = await fetch()
                 cfg = EngineConfig(out_dir=output, backup_id=backup.id)
                 report = await run_download(
-                    cfg, listing, fetch=fetch, selection=Selection(),
-                    transport=TransportConfig(expiry_margin=5.0), reporter=reporter,
-                    engine_name=backup.engine)
+                    cfg,
+                    listing,
+                    fetch=fetch,
+                    selection=Selection(),
+                    transport=TransportConfig(expiry_margin=5.0),
+                    reporter=reporter,
+                    engine_name=backup.engine,
+                )
             expected = {f.name: sim.expected_sha256(backup.id, f.name) for f in backup.files}
             return report, listing, expected, backup.engine
         finally:
@@ -591,8 +918,11 @@ def demo(output: Path, progress_mode: Literal["auto", "tty", "log", "quiet"],
             bad.append(f"{name}: content differs from the simulator's")
     g = Globals()
     if not bad and not report.failed:
-        click.echo(f"demo: all {len(expected)} files byte-exact (SHA-256 checked against the "
-                   f"simulator) in {output}", err=True)
+        click.echo(
+            f"demo: all {len(expected)} files byte-exact (SHA-256 checked against the "
+            f"simulator) in {output}",
+            err=True,
+        )
     _finish_report(report, listing, reporter, output, False, g, engine_name)
     if bad:
         for line in bad:

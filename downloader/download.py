@@ -177,17 +177,28 @@ async def run_download(
         )
         async with make_session(transport, config.connections) as session:
             engine = Engine(
-                config, files, resolver=resolver, session=session, reporter=reporter,
+                config,
+                files,
+                resolver=resolver,
+                session=session,
+                reporter=reporter,
                 journal=journal,
             )
             outcomes = await engine.run()
         manifest_path = None
         if all(o.ok for o in outcomes):
             selected = {f.name for f in files} | _names_in_place(layout, journal, config)
-            records = [r for r in journal.completed()
-                       if r.backup_id == config.backup_id and r.name in selected]
-            manifest = build_manifest(backup_id=config.backup_id, bucket=listing.bucket,
-                                      engine=engine_name, records=records)
+            records = [
+                r
+                for r in journal.completed()
+                if r.backup_id == config.backup_id and r.name in selected
+            ]
+            manifest = build_manifest(
+                backup_id=config.backup_id,
+                bucket=listing.bucket,
+                engine=engine_name,
+                records=records,
+            )
             manifest_path = str(write_manifest(layout, manifest))
         else:
             remove_manifest(layout)

@@ -153,8 +153,10 @@ class LockHeldError(RdsBackupError):
 
     def __init__(self, folder: str, pid: int | None) -> None:
         holder = f"pid {pid}" if pid else "another process"
-        super().__init__(f"{folder} is locked by {holder} (another rds-backup run); "
-                         "use --wait-lock to wait for it")
+        super().__init__(
+            f"{folder} is locked by {holder} (another rds-backup run); "
+            "use --wait-lock to wait for it"
+        )
         self.pid = pid
 
 

@@ -76,9 +76,9 @@ def sign(
     by_lower = {k.lower(): str(v).strip() for k, v in out.items()}
     names = signed_header_names(out)
     # As the SDK: an empty body is always hashed; UNSIGNED-PAYLOAD only stands in for a body.
-    payload_hash = (
-        by_lower.get("x-sdk-content-sha256", "") if body else ""
-    ) or hashlib.sha256(body).hexdigest()
+    payload_hash = (by_lower.get("x-sdk-content-sha256", "") if body else "") or hashlib.sha256(
+        body
+    ).hexdigest()
     canonical_request = "\n".join(
         [
             method.upper(),
