@@ -176,7 +176,7 @@ async def api_client(
 ) -> AsyncIterator[Any]:
     import aiohttp
 
-    from downloader.api.auth import load_auth
+    from downloader.api.auth import IamPasswordAuth, load_auth
     from downloader.api.budget import ApiBudget
     from downloader.api.client import RdsClient, RetryPolicy
     from downloader.api.regions import rds_endpoint
@@ -192,12 +192,17 @@ async def api_client(
     )
     for secret in auth.secrets():
         register_secret(secret)
-    project = (
-        project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or getattr(auth, "project_id", None)
-    )
-    if not project:
-        raise UsageError("a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)")
+    project = project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or auth.project_id
     async with aiohttp.ClientSession() as session:
+        if not project and isinstance(auth, IamPasswordAuth):
+            await auth.token(session)  # a token scoped by region name names its project
+            project = auth.project_id
+            for secret in auth.secrets():
+                register_secret(secret)
+        if not project:
+            raise UsageError(
+                "a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)"
+            )
         yield RdsClient(
             endpoint=endpoint,
             project_id=project,
