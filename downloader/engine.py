@@ -126,6 +126,7 @@ class FileJob:
     hash_wake: asyncio.Event = field(default_factory=asyncio.Event)
     hash_task: asyncio.Task[None] | None = None
     dirty: int = 0
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one journal write at a time
     started: float | None = None
     fetched: int = 0
     outcome: FileOutcome | None = None
@@ -361,8 +362,11 @@ class Engine:
                     self.resolver.observe_server_date(ans.date)
                     if ans.kind in (Kind.PARTIAL, Kind.WHOLE):
                         refused_generation = None
+                        probe = slot.probe
                         if not self._accept(job, slot, ans):
                             return
+                        if probe:
+                            await self._notify()  # its other ranges are queued now
                         await self._pump(job, slot, resp, ans)
                         if (
                             slot.end is not None
@@ -544,7 +548,9 @@ class Engine:
         buf: list[bytes] = []
         buffered = 0
         read = resp.content.read
-        async with aiofiles.open(job.part, "r+b") as fh:
+        # Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
+        # journal's fsync see it (a buffered writer would hold small writes back).
+        async with aiofiles.open(job.part, "r+b", buffering=0) as fh:
             await fh.seek(pos)
             while True:
                 data = await read(READ_SIZE)
@@ -583,7 +589,10 @@ class Engine:
     async def _write(self, job: FileJob, fh: Any, pos: int, buf: list[bytes], n: int) -> None:
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         try:
-            await fh.write(data)
+            view = memoryview(data)
+            while view:
+                written = await fh.write(view)
+                view = view[written:]
         except OSError as exc:
             need = (job.plan.size or 0) - job.done.covered()
             raise storage.disk_error(exc, job.name, need) from exc
@@ -775,7 +784,8 @@ class Engine:
         rec.sha256 = sha
         rec.md5 = md5
         rec.finished_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        await asyncio.to_thread(self.journal.save, rec)
+        async with job.save_lock:
+            await asyncio.to_thread(self.journal.save, rec)
         job.plan.state = FileState.DONE
         if job.hash_task is not None:
             job.hash_task.cancel()
@@ -787,20 +797,23 @@ class Engine:
 
     async def _flush(self, job: FileJob) -> None:
         """fsync the part file, then record what is on disk (in that order)."""
-        if job.plan.size is None or job.plan.state in (FileState.DONE,):
-            return
-        if not job.dirty and job.record.done == job.done.intervals():
-            return
-        snapshot = job.done.intervals()
-        job.dirty = 0
-        try:
-            if job.part.exists():
-                await asyncio.to_thread(storage.fsync_path, job.part)
-            job.record.done = snapshot
-            await asyncio.to_thread(self.journal.save, job.record)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                log.warning("%s: could not update the journal: %s", job.name, exc.strerror)
+        async with job.save_lock:
+            if job.plan.size is None or job.plan.state is FileState.DONE or job.record.complete:
+                return
+            if not job.dirty and job.record.done == job.done.intervals():
+                return
+            # Snapshot first: every byte it names was written before the fsync below starts.
+            snapshot = job.done.intervals()
+            record = job.record
+            job.dirty = 0
+            try:
+                if job.part.exists():
+                    await asyncio.to_thread(storage.fsync_path, job.part)
+                record.done = snapshot
+                await asyncio.to_thread(self.journal.save, record)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.warning("%s: could not update the journal: %s", job.name, exc.strerror)
 
     async def _flush_all(self) -> None:
         for job in list(self.jobs.values()):

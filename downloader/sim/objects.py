@@ -82,6 +82,7 @@ class _Plan:
     """What this one response will do wrong, decided before the first byte."""
 
     throttled: bool = False
+    applies: bool = False  # body faults apply to this file
     reset_at: int | None = None
     stall_at: int | None = None
     stall_seconds: float = 0.0
@@ -306,6 +307,7 @@ class ObjectHandler:
         plan = _Plan()
         if not applies:
             return plan
+        plan.applies = True
         plan.throttled = faults.throttle_bps is not None
         if _armed(faults, "reset_after_bytes", "reset_count"):
             at = faults.reset_after_bytes
@@ -354,9 +356,17 @@ class ObjectHandler:
                     await asyncio.sleep(delay)
                 elif delay < -0.5:
                     paced_from, paced_bytes = loop.time(), 0
+            at = offset + pos
             for piece in iter_content(seed, offset + pos, n):
-                await response.write(piece)
+                bad = faults.corrupt_at
+                if plan.applies and bad is not None and at <= bad < at + len(piece):
+                    flipped = bytearray(piece)
+                    flipped[bad - at] ^= 0xFF  # corrupted in transit; the ETag still claims
+                    await response.write(bytes(flipped))
+                else:
+                    await response.write(piece)
                 stats.object_bytes_sent += len(piece)
+                at += len(piece)
             pos += n
             paced_bytes += n
             self._count_served(file_key, n)
