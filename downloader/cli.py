@@ -328,7 +328,7 @@ def _size(text: str) -> int:
 @click.option(
     "-x",
     "--split",
-    "per_file",
+    "split",
     type=click.IntRange(1, 64),
     default=8,
     show_default=True,
@@ -396,6 +396,7 @@ def _size(text: str) -> int:
 )
 @click.option(
     "--md5-check/--no-md5-check",
+    "md5_check",
     default=True,
     show_default=True,
     show_envvar=True,
@@ -446,7 +447,7 @@ def download(
     exclude: tuple[str, ...],
     databases: tuple[str, ...],
     jobs: int,
-    per_file: int,
+    split: int,
     max_connections: int,
     chunk_size: str | None,
     retries: int,
@@ -526,12 +527,6 @@ def download(
                 return listing
 
             listing = await fetch()
-            log.info(
-                "backup %s: %d files, %s",
-                bid,
-                len(listing.files),
-                format_size(sum(f.size_kb * 1024 for f in listing.files)),
-            )
             return await go(bid, listing, fetch, engine_name)
 
     async def go(
@@ -544,7 +539,7 @@ def download(
             out_dir=output,
             backup_id=bid,
             jobs=jobs,
-            per_file=per_file,
+            per_file=split,
             connections=max_connections,
             chunk_size=_size(chunk_size) if chunk_size else None,
             retries=retries,
@@ -936,6 +931,19 @@ def demo(
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+def _name_env_vars(group: click.Group) -> None:
+    """Give every option a short ``RDS_BACKUP_<NAME>`` variable (click's automatic ones
+    carry the command's name), shown in ``--help``."""
+    for command in group.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar is None and param.name:
+                param.envvar = f"{ENV_PREFIX}_{param.name.upper()}"
+                param.show_envvar = True
+
+
+_name_env_vars(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

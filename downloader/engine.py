@@ -61,6 +61,7 @@ log = logging.getLogger("rds_backup.engine")
 
 READ_SIZE = 1024 * 1024
 WRITE_SIZE = 1024 * 1024
+WRITE_AGE = 0.25
 HASH_SPAN = 4 * 1024 * 1024
 MAX_RESTARTS = 2
 
@@ -548,40 +549,52 @@ class Engine:
         buf: list[bytes] = []
         buffered = 0
         read = resp.content.read
+        clock = asyncio.get_running_loop().time
+        last_write = clock()
         # Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
         # journal's fsync see it (a buffered writer would hold small writes back).
         async with aiofiles.open(job.part, "r+b", buffering=0) as fh:
             await fh.seek(pos)
-            while True:
-                data = await read(READ_SIZE)
-                if not data:
-                    break
-                if skip:
-                    if len(data) <= skip:
-                        skip -= len(data)
-                        continue
-                    data = data[skip:]
-                    skip = 0
-                self.stats.bytes_fetched += len(data)
-                job.fetched += len(data)
-                if self.limiter is not None:
-                    await self.limiter.take(len(data))
-                limit = slot.end
-                stop = False
-                if limit is not None and pos + buffered + len(data) >= limit:
-                    data = data[: max(0, limit - pos - buffered)]
-                    stop = True
-                buf.append(data)
-                buffered += len(data)
-                if buffered >= WRITE_SIZE or stop:
-                    if self._stale(job, slot):
-                        return
+            try:
+                while True:
+                    data = await read(READ_SIZE)
+                    if not data:
+                        break
+                    if skip:
+                        if len(data) <= skip:
+                            skip -= len(data)
+                            continue
+                        data = data[skip:]
+                        skip = 0
+                    self.stats.bytes_fetched += len(data)
+                    job.fetched += len(data)
+                    if self.limiter is not None:
+                        await self.limiter.take(len(data))
+                    limit = slot.end
+                    stop = False
+                    if limit is not None and pos + buffered + len(data) >= limit:
+                        data = data[: max(0, limit - pos - buffered)]
+                        stop = True
+                    buf.append(data)
+                    buffered += len(data)
+                    # Large writes when data pours in; on a slow link, what arrived is
+                    # written (and so journaled) at least every WRITE_AGE seconds.
+                    if buffered >= WRITE_SIZE or stop or clock() - last_write >= WRITE_AGE:
+                        if self._stale(job, slot):
+                            return
+                        await self._write(job, fh, pos, buf, buffered)
+                        pos += buffered
+                        slot.pos = pos
+                        buf, buffered = [], 0
+                        last_write = clock()
+                    if stop or self._stale(job, slot):
+                        break
+            except (aiohttp.ClientError, TimeoutError, ConnectionError):
+                # The bytes that did arrive are good: keep them, refetch only the rest.
+                if buffered and not self._stale(job, slot):
                     await self._write(job, fh, pos, buf, buffered)
-                    pos += buffered
-                    slot.pos = pos
-                    buf, buffered = [], 0
-                if stop or self._stale(job, slot):
-                    break
+                    slot.pos = pos + buffered
+                raise
             if buffered and not self._stale(job, slot):
                 await self._write(job, fh, pos, buf, buffered)
                 slot.pos = pos + buffered
@@ -598,7 +611,9 @@ class Engine:
             raise storage.disk_error(exc, job.name, need) from exc
         job.done.add(pos, pos + n)
         job.dirty += n
-        if job.dirty >= FLUSH_BYTES:
+        # Journal at least once per chunk of new bytes: a kill then costs at most about a
+        # chunk per connection (the bytes in flight), however fast the link.
+        if job.dirty >= min(FLUSH_BYTES, job.chunk):
             self._flush_now.set()
         self.reporter.advance(job.name, n)
         job.hash_wake.set()

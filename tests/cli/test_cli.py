@@ -1,0 +1,571 @@
+"""The real ``rds-backup`` command in subprocesses against the simulator: exit codes,
+output for cron and for terminals, redaction, signals, kill -9 and resume, disk errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from downloader.sim import Simulator, SimulatorThread
+from downloader.sim.catalog import MYSQL_FULL, MYSQL_MANY, SQLSERVER_DB
+from downloader.storage import MANIFEST_NAME, STATE_DIR
+
+KIB = 1024
+MIB = 1024 * 1024
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
+
+
+@pytest.fixture
+def server() -> Iterator[Simulator]:
+    sim = Simulator()
+    with SimulatorThread(sim):
+        yield sim
+
+
+def env_for(sim: Simulator, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_BACKUP", "HUAWEI"))}
+    env.update(sim.env())
+    env["RDS_BACKUP_ENDPOINT"] = sim.endpoint
+    env["HOME"] = str(Path(env.get("TMPDIR", "/tmp")))
+    env.update(extra)
+    return env
+
+
+def cli(
+    args: list[str], sim: Simulator | None, *, timeout: float = 60, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = env_for(sim, **extra) if sim else {"PATH": os.environ["PATH"]}
+    return subprocess.run(
+        [sys.executable, "-m", "downloader", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(args: list[str], sim: Simulator, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "downloader", *args],
+        env=env_for(sim, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_exact(sim: Simulator, backup_id: str, out: Path) -> None:
+    for f in sim.backups[backup_id].files:
+        assert (out / f.name).read_bytes() == sim.expected_bytes(backup_id, f.name), f.name
+
+
+# ------------------------------------------------------------------ basics
+
+
+def test_help_lists_the_commands() -> None:
+    result = cli(["--help"], None)
+    assert result.returncode == 0
+    for command in ("download", "files", "backups", "verify", "simulate", "demo"):
+        assert command in result.stdout
+    result = cli(["download", "--help"], None)
+    assert "RDS_BACKUP_" in result.stdout  # every option names its environment variable
+
+
+def test_download_for_cron_is_plain_text(server: Simulator, tmp_path: Path) -> None:
+    server.faults.throttle_bps = 2 * MIB
+    result = cli(
+        [
+            "download",
+            MYSQL_FULL,
+            "-o",
+            str(tmp_path),
+            "--progress-interval",
+            "1",
+            "--max-connections",
+            "2",
+        ],
+        server,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_exact(server, MYSQL_FULL, tmp_path)
+    assert not CONTROL.search(result.stderr), "control characters in non-TTY output"
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(" progress " in line or "progress" in line.split(" ", 3)[-1] for line in lines)
+    assert any("complete" in line for line in lines)
+    assert result.stdout == ""
+
+
+def test_json_log_and_report(server: Simulator, tmp_path: Path) -> None:
+    server.faults.reset_after_bytes = 100 * KIB
+    result = cli(
+        ["--log-format", "json", "download", MYSQL_FULL, "-o", str(tmp_path), "--json"], server
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert events
+    for ev in events:
+        assert {"ts", "level", "logger", "event", "msg"} <= set(ev)
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["exit_code"] == 0
+    assert report["retries"] >= 1
+    names = {f["name"] for f in report["files"]}
+    assert names == {f.name for f in server.backups[MYSQL_FULL].files}
+    for f in report["files"]:
+        assert f["result"] == "ok"
+        assert f["sha256"] == server.expected_sha256(MYSQL_FULL, f["name"])
+
+
+def test_quiet_prints_nothing_on_success(server: Simulator, tmp_path: Path) -> None:
+    result = cli(["--quiet", "download", MYSQL_FULL, "-o", str(tmp_path)], server)
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "code", "words"),
+    [
+        (["download", MYSQL_FULL, "-o", "{out}", "--jobs", "0"], {}, 2, "jobs"),
+        (["download", "-o", "{out}"], {}, 2, "BACKUP_ID"),
+        (["download", MYSQL_FULL, "-o", "{out}", "--include", "nothing*"], {}, 2, "no file"),
+        (["download", "nosuchbackup", "-o", "{out}"], {}, 3, "unknown backup"),
+        (
+            ["download", MYSQL_FULL, "-o", "{out}"],
+            {"HUAWEICLOUD_SDK_SK": "wrong" * 8},
+            3,
+            "credentials refused",
+        ),
+        (
+            ["download", MYSQL_FULL, "-o", "{out}"],
+            {"HUAWEICLOUD_SDK_SK": ""},
+            3,
+            "HUAWEICLOUD_SDK_SK",
+        ),
+        (
+            ["download", MYSQL_FULL, "-o", "{out}", "--links-file", "{out}/missing.json"],
+            {},
+            2,
+            "missing.json",
+        ),
+        (["verify", "{out}"], {}, 2, "no manifest"),
+    ],
+    ids=[
+        "bad-option",
+        "no-backup",
+        "nothing-selected",
+        "unknown-backup",
+        "wrong-sk",
+        "no-credentials",
+        "no-links-file",
+        "verify-empty",
+    ],
+)
+def test_errors_are_one_line_with_meaningful_codes(
+    server: Simulator,
+    tmp_path: Path,
+    args: list[str],
+    extra: dict[str, str],
+    code: int,
+    words: str,
+) -> None:
+    tmp_path.joinpath("out").mkdir()
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in args]
+    calls = server.stats.api_calls
+    result = cli(args, server, **extra)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert words.lower() in result.stderr.lower()
+    if "wrong" in str(extra.get("HUAWEICLOUD_SDK_SK", "")):
+        assert server.stats.api_calls == calls + 1  # a wrong SK costs exactly one request
+    # Nothing was half-written.
+    leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name != STATE_DIR]
+    assert leftovers == []
+
+
+def test_verification_failure_exits_4(server: Simulator, tmp_path: Path) -> None:
+    server.faults.wrong_kb_size = 2
+    result = cli(["download", MYSQL_FULL, "-o", str(tmp_path)], server)
+    assert result.returncode == 4
+    assert not (tmp_path / MANIFEST_NAME).exists()
+    assert "API reports" in result.stderr
+
+
+def test_some_files_failed_exits_1(server: Simulator, tmp_path: Path) -> None:
+    server.faults.deny_objects = True
+    result = cli(["download", MYSQL_FULL, "-o", str(tmp_path)], server)
+    assert result.returncode == 1
+    assert "refuses even a freshly resolved link" in result.stderr
+    assert not (tmp_path / MANIFEST_NAME).exists()
+
+
+def test_locked_folder_exits_5_naming_the_holder(server: Simulator, tmp_path: Path) -> None:
+    server.faults.throttle_bps = 512 * KIB
+    first = start(["download", MYSQL_FULL, "-o", str(tmp_path), "--max-connections", "2"], server)
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / STATE_DIR / "lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        second = cli(["download", MYSQL_FULL, "-o", str(tmp_path)], server)
+        assert second.returncode == 5
+        assert f"pid {first.pid}" in second.stderr
+        waiting = cli(
+            ["download", MYSQL_FULL, "-o", str(tmp_path), "--wait-lock"], server, timeout=60
+        )
+        assert waiting.returncode == 0
+    finally:
+        first.wait(timeout=60)
+    assert first.returncode == 0
+    assert_exact(server, MYSQL_FULL, tmp_path)
+
+
+def test_secrets_never_reach_the_output(server: Simulator, tmp_path: Path) -> None:
+    """A full run with faults and --debug: neither the AK/SK nor any presigned query string
+    appears anywhere in what the tool prints."""
+    server.faults.link_true_lifetime = 1.5  # 403s, then re-resolution
+    server.faults.reset_after_bytes = 64 * KIB
+    server.faults.throttle_bps = 1 * MIB
+    result = cli(
+        [
+            "--debug",
+            "download",
+            MYSQL_FULL,
+            "-o",
+            str(tmp_path),
+            "--json",
+            "--max-connections",
+            "2",
+            "--progress-interval",
+            "1",
+            "--chunk-size",
+            "256K",
+        ],
+        server,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert server.stats.object_status_counts.get(403, 0) >= 1
+    for secret in (server.sk, server.ak, "Signature=", "AccessKeyId=", "Expires="):
+        assert secret not in out, secret
+    journal = "".join(p.read_text() for p in (tmp_path / STATE_DIR / "journal").iterdir())
+    manifest = (tmp_path / MANIFEST_NAME).read_text()
+    for secret in (server.sk, "Signature=", "AccessKeyId="):
+        assert secret not in journal + manifest
+
+
+def test_verify_catches_a_flipped_byte(server: Simulator, tmp_path: Path) -> None:
+    assert cli(["download", SQLSERVER_DB, "-o", str(tmp_path)], server).returncode == 0
+    ok = cli(["verify", str(tmp_path)], None)
+    assert ok.returncode == 0, ok.stdout
+    victim = tmp_path / server.backups[SQLSERVER_DB].files[0].name
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    bad = cli(["verify", str(tmp_path), "--json"], None)
+    assert bad.returncode == 4
+    report = json.loads(bad.stdout)
+    assert [f["name"] for f in report["files"] if not f["ok"]] == [victim.name]
+
+
+def test_files_and_backups_commands(server: Simulator) -> None:
+    files = cli(["files", SQLSERVER_DB, "--json"], server)
+    assert files.returncode == 0, files.stderr
+    listed = json.loads(files.stdout)
+    assert {f["database_name"] for f in listed["files"]} == {"sales", "hr", "inventory"}
+    table = cli(["files", SQLSERVER_DB], server)
+    assert "sales" in table.stdout
+    instance = server.backups[MYSQL_FULL].instance_id
+    backups = cli(["backups", "--instance-id", instance, "--json"], server)
+    assert backups.returncode == 0, backups.stderr
+    found = json.loads(backups.stdout)
+    assert MYSQL_FULL in {b["id"] for b in found}
+    ends = [b["end_time"] for b in found]
+    assert ends == sorted(ends, reverse=True)
+
+
+def test_latest_picks_the_newest_completed_backup(server: Simulator, tmp_path: Path) -> None:
+    instance = server.backups[MYSQL_FULL].instance_id
+    result = cli(
+        ["download", "--instance-id", instance, "--latest", "-o", str(tmp_path), "--json"], server
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["backup_id"] == MYSQL_FULL
+    assert_exact(server, MYSQL_FULL, tmp_path)
+
+
+def test_limit_rate_is_accurate(server: Simulator, tmp_path: Path) -> None:
+    rate = 2 * MIB
+    t0 = time.monotonic()
+    result = cli(["download", MYSQL_MANY, "-o", str(tmp_path), "--limit-rate", "2M"], server)
+    took = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr
+    total = sum(f.size for f in server.backups[MYSQL_MANY].files)
+    expected = total / rate
+    # Within 10% (plus process start-up, which does not transfer anything).
+    assert expected * 0.9 <= took <= expected * 1.1 + 1.0, (took, expected)
+
+
+# ------------------------------------------------------------------ signals, crashes
+
+
+def _wait_for_bytes(sim: Simulator, n: int, proc: subprocess.Popen[str], limit: float = 20) -> None:
+    deadline = time.monotonic() + limit
+    while sim.stats.object_bytes_sent < n:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "download did not start"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_quickly_and_resumes(
+    server: Simulator, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    server.faults.throttle_bps = 256 * KIB
+    args = ["download", MYSQL_FULL, "-o", str(tmp_path), "--max-connections", "2"]
+    proc = start(args, server)
+    _wait_for_bytes(server, 300 * KIB, proc)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == code, err
+    assert time.monotonic() - t0 < 5
+    assert "Traceback" not in err
+    assert "interrupted" in err
+    assert not (tmp_path / MANIFEST_NAME).exists()
+    journals = list((tmp_path / STATE_DIR / "journal").iterdir())
+    assert journals  # the journal was flushed
+    server.faults.throttle_bps = None
+    before = server.stats.object_bytes_sent
+    again = cli(args, server)
+    assert again.returncode == 0, again.stderr
+    assert_exact(server, MYSQL_FULL, tmp_path)
+    total = sum(f.size for f in server.backups[MYSQL_FULL].files)
+    assert server.stats.object_bytes_sent - before < total  # resumed, not restarted
+
+
+def test_kill_9_at_many_points_loses_nothing_and_refetches_little(
+    server: Simulator, tmp_path: Path
+) -> None:
+    server.faults.throttle_bps = 1 * MIB
+    chunk = 512 * KIB
+    conns = 2
+    args = [
+        "download",
+        MYSQL_FULL,
+        "-o",
+        str(tmp_path),
+        "--max-connections",
+        str(conns),
+        "--chunk-size",
+        "512K",
+    ]
+    total = sum(f.size for f in server.backups[MYSQL_FULL].files)
+    kills = 0
+    delays = [0.3, 0.5, 0.8, 0.4, 0.6, 0.9, 0.2, 1.2]
+    for delay in delays:
+        proc = start(args, server)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.wait()
+        kills += 1
+        # Never a wrong file under a final name.
+        for f in server.backups[MYSQL_FULL].files:
+            path = tmp_path / f.name
+            if path.exists():
+                assert path.read_bytes() == server.expected_bytes(MYSQL_FULL, f.name)
+    # One more, killed the moment a file has been moved into place: the rename and the
+    # journal's "complete" record are not one atomic step, and the rerun must cope.
+    proc = start(args, server)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(
+            (tmp_path / f.name).exists()
+            for f in server.backups[MYSQL_FULL].files
+            if f.size > 1 * MIB
+        ):
+            break
+        time.sleep(0.002)
+    if proc.poll() is None:
+        proc.kill()
+        kills += 1
+    proc.wait()
+    server.faults.throttle_bps = None
+    final = cli(args, server)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 3
+    assert_exact(server, MYSQL_FULL, tmp_path)
+    # Bytes the server sent across all runs: the total plus at most a chunk per connection
+    # per kill (what was in flight), counted as the server wrote them to its sockets.
+    assert server.stats.object_bytes_sent <= total + kills * conns * chunk, (
+        server.stats.object_bytes_sent,
+        total,
+        kills,
+    )
+    # After success: the files, the manifest, the state folder; no part file left.
+    assert not list((tmp_path / STATE_DIR / "parts").iterdir())
+
+
+def test_object_changed_between_runs_gives_the_new_content(
+    server: Simulator, tmp_path: Path
+) -> None:
+    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    server.faults.throttle_bps = 512 * KIB
+    args = [
+        "download",
+        MYSQL_FULL,
+        "-o",
+        str(tmp_path),
+        "--include",
+        big.name,
+        "--max-connections",
+        "2",
+        "--chunk-size",
+        "256K",
+    ]
+    proc = start(args, server)
+    _wait_for_bytes(server, 600 * KIB, proc)
+    time.sleep(1.2)  # let the journal record some ranges
+    proc.kill()
+    proc.wait()
+    server.change_content(MYSQL_FULL, big.name)
+    server.faults.throttle_bps = None
+    again = cli(args, server)
+    assert again.returncode == 0, again.stderr
+    assert "changed" in again.stderr
+    assert (tmp_path / big.name).read_bytes() == server.expected_bytes(MYSQL_FULL, big.name)
+
+
+def test_corrupt_journal_restarts_the_file(server: Simulator, tmp_path: Path) -> None:
+    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    server.faults.throttle_bps = 512 * KIB
+    args = [
+        "download",
+        MYSQL_FULL,
+        "-o",
+        str(tmp_path),
+        "--include",
+        big.name,
+        "--max-connections",
+        "2",
+        "--chunk-size",
+        "256K",
+    ]
+    proc = start(args, server)
+    _wait_for_bytes(server, 600 * KIB, proc)
+    time.sleep(1.2)
+    proc.kill()
+    proc.wait()
+    (journal,) = list((tmp_path / STATE_DIR / "journal").iterdir())
+    journal.write_text('{"version": 1, "done": [[0, "garbage"')
+    server.faults.throttle_bps = None
+    again = cli(args, server)
+    assert again.returncode == 0, again.stderr
+    assert "journal unreadable" in again.stderr
+    assert (tmp_path / big.name).read_bytes() == server.expected_bytes(MYSQL_FULL, big.name)
+
+
+# ------------------------------------------------------------------ disk errors
+
+
+def test_not_enough_space_fails_before_fetching(server: Simulator, tmp_path: Path) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        result = cli(["download", MYSQL_FULL, "-o", str(mnt / "out")], server)
+        assert result.returncode == 1
+        assert "not enough free space" in result.stderr
+        assert server.stats.object_bytes_sent == 0
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_write_error_mid_file_is_clear_and_resumable(server: Simulator, tmp_path: Path) -> None:
+    """A file-size limit makes writes past 1 MiB fail with EFBIG, a real I/O error from the
+    kernel (the same path as ENOSPC)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 * MIB, 1 * MIB))
+
+    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    args = [
+        sys.executable,
+        "-m",
+        "downloader",
+        "download",
+        MYSQL_FULL,
+        "-o",
+        str(tmp_path),
+        "--no-preallocate",
+        "--chunk-size",
+        "256K",
+    ]
+    result = subprocess.run(
+        args,
+        env=env_for(server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert big.name in result.stderr
+    assert "run again" in result.stderr
+    assert not (tmp_path / big.name).exists()
+    assert not (tmp_path / MANIFEST_NAME).exists()
+    sent = server.stats.object_bytes_sent
+    again = cli(args[3:], server)
+    assert again.returncode == 0, again.stderr
+    assert_exact(server, MYSQL_FULL, tmp_path)
+    # The second run took only what the first could not write (plus the in-flight reads).
+    assert server.stats.object_bytes_sent - sent < big.size
+
+
+def test_demo_command_runs(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "downloader",
+            "demo",
+            "-o",
+            str(tmp_path / "demo"),
+            "--progress",
+            "log",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "byte-exact" in result.stderr
+    assert (tmp_path / "demo" / MANIFEST_NAME).exists()
+    shutil.rmtree(tmp_path / "demo")
