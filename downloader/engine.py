@@ -806,7 +806,7 @@ class Engine:
             job.hash_task.cancel()
         self.reporter.file_finished(job.name, ok=True)
         self._outcome(job, ok=True)
-        log.info("%s: complete, %d bytes, sha256 %s", job.name, size, sha)
+        log.debug("%s: complete, %d bytes, sha256 %s", job.name, size, sha)
 
     # ------------------------------------------------------------------ journal & ticks
 

@@ -94,11 +94,20 @@ def _dq(s: str) -> str:
     return '"' + re.sub(r'(["\\$`])', r"\\\1", s) + '"'
 
 
-def _mysql_full(path: str) -> list[str]:
+def _mysql_full(paths: Sequence[str]) -> list[str]:
+    if len(paths) == 1:
+        what = f"MySQL full backup {paths[0]}"
+        extract = f"  mkdir -p {MYSQL_DIR} && xbstream -x -p 4 -C {MYSQL_DIR} < {_sh(paths[0])}"
+    else:
+        what = f"MySQL full backup in {len(paths)} files ({', '.join(paths)})"
+        extract = (
+            f"  mkdir -p {MYSQL_DIR} && for f in {' '.join(_sh(p) for p in paths)}; "
+            f'do xbstream -x -p 4 -C {MYSQL_DIR} < "$f"; done'
+        )
     return [
-        f"MySQL full backup {path} (qpress-compressed xbstream): restore with Percona "
-        "XtraBackup of the same major version as the instance, qpress on PATH:",
-        f"  mkdir -p {MYSQL_DIR} && xbstream -x -p 4 -C {MYSQL_DIR} < {_sh(path)}",
+        f"{what} (qpress-compressed xbstream): restore with Percona XtraBackup of the same "
+        "major version as the instance, qpress on PATH:",
+        extract,
         f"  xtrabackup --decompress --remove-original --parallel=4 --target-dir={MYSQL_DIR}",
         f"  xtrabackup --prepare --target-dir={MYSQL_DIR}"
         "   # MySQL 5.6/5.7: innobackupex --decompress, then --apply-log",
@@ -192,8 +201,8 @@ def next_steps(
 
     db_of = databases or {}
     lines: list[str] = []
-    for name in groups.get("mysql_full", []):
-        lines += _mysql_full(path(name))
+    if "mysql_full" in groups:
+        lines += _mysql_full([path(n) for n in groups["mysql_full"]])
     if "mysql_binlog" in groups:
         lines += _mysql_binlogs([path(n) for n in groups["mysql_binlog"]])
     for name in groups.get("pg_full", []):
