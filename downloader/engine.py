@@ -377,6 +377,8 @@ class Engine:
                             raise aiohttp.ClientPayloadError("body ended early")
                         return
                     body = await resp.content.read(4096) if ans.kind is Kind.REFUSED else b""
+            except aiohttp.ClientSSLError as exc:
+                raise _tls_error(job.name, link.url, exc) from exc
             except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
                 if slot.pos > pos_before:
                     attempts = 0  # it moved forward: only stalls in a row count
@@ -863,3 +865,25 @@ def _hash_span(fd: int, offset: int, n: int, hashers: list[Any]) -> int:
 def _md5() -> Any:
     # MD5 here checks integrity against the object's ETag; it protects nothing secret.
     return hashlib.md5(usedforsecurity=False)
+
+
+def _tls_error(name: str, url: str, exc: aiohttp.ClientSSLError) -> TransferError:
+    """Words for a TLS failure on a download link: not retried, never silently bypassed.
+
+    A virtual-hosted link to a bucket with dots in its name (``rdsbucket.x.1.obs.<region>...``)
+    cannot match the object store's wildcard certificate (Huawei's RDS guide tells users of
+    wget to turn verification off for exactly this reason).
+    """
+    host = URL(url, encoded=True).host or "?"
+    bucket = host.split(".obs.", 1)[0] if ".obs." in host else ""
+    hint = (
+        f" (the bucket name {bucket!r} has dots, which wildcard certificates do not match)"
+        if "." in bucket
+        else ""
+    )
+    return TransferError(
+        f"{name}: TLS certificate check failed for {host}{hint}: {exc.__class__.__name__}; "
+        "--ca-bundle trusts a private CA, --insecure-links skips the check for download "
+        "links only (logged)",
+        file=name,
+    )

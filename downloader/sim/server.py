@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -90,8 +91,13 @@ class Simulator:
         app.router.add_route("*", "/{tail:.*}", self._api.not_found)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 picks a free port); returns :attr:`endpoint`."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Listen on ``host:port`` (0 picks a free port); returns :attr:`endpoint`.
+
+        With ``ssl_context`` it speaks HTTPS, and the links it hands out are https too.
+        """
         if self._runner is not None:
             raise RuntimeError("the simulator is already running")
         runner = web.AppRunner(
@@ -99,7 +105,7 @@ class Simulator:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -109,7 +115,8 @@ class Simulator:
         if ":" in shown:
             shown = "[::1]" if shown == "::" else f"[{shown}]"
         self._runner = runner
-        self._endpoint = f"http://{shown}:{bound_port}"
+        scheme = "https" if ssl_context is not None else "http"
+        self._endpoint = f"{scheme}://{shown}:{bound_port}"
         return self._endpoint
 
     async def stop(self) -> None:

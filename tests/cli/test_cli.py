@@ -357,6 +357,17 @@ def test_signal_stops_quickly_and_resumes(
     assert server.stats.object_bytes_sent - before < total  # resumed, not restarted
 
 
+def test_second_ctrl_c_exits_at_once(server: Simulator, tmp_path: Path) -> None:
+    server.faults.throttle_bps = 256 * KIB
+    proc = start(["download", MYSQL_FULL, "-o", str(tmp_path)], server)
+    _wait_for_bytes(server, 100 * KIB, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+
+
 def test_kill_9_at_many_points_loses_nothing_and_refetches_little(
     server: Simulator, tmp_path: Path
 ) -> None:

@@ -564,3 +564,50 @@ async def test_links_file_with_short_lived_links(sim: Simulator, tmp_path: Path)
     assert {f.name for f in non_empty} <= failed
     assert all(isinstance(o.error, LinkRefusedError) for o in report.failed)
     assert sim.stats.backup_files_calls == calls  # no API call was attempted
+
+
+async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -> None:
+    """The object store's certificate does not name the host of the link: the file fails
+    with words that say so and offer the way out; with --insecure-links it works."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("*.obs.sim.example")  # not 127.0.0.1
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    sim = Simulator()
+    await sim.start(ssl_context=server_ctx)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+            client = RdsClient(
+                endpoint=sim.endpoint,
+                project_id=sim.project_id,
+                auth=AkSkAuth(sim.ak, sim.sk, project_id=sim.project_id),
+                session=session,
+                ssl=False,
+            )
+            listing = await client.show_backup_files(MYSQL_FULL)
+        assert listing.files[0].download_link.startswith("https://")
+        report = await run(
+            sim,
+            MYSQL_FULL,
+            tmp_path / "a",
+            links=listing,
+            transport=TransportConfig(ssl=client_ctx),
+        )
+        assert report.exit_code == 1
+        detail = report.failed[0].detail or ""
+        assert "TLS certificate check failed" in detail
+        assert "--insecure-links" in detail
+        assert report.retries == 0  # not retried: it cannot get better
+        report = await run(
+            sim, MYSQL_FULL, tmp_path / "b", links=listing, transport=TransportConfig(ssl=False)
+        )
+        assert report.exit_code == 0
+        assert_exact(sim, MYSQL_FULL, tmp_path / "b")
+    finally:
+        await sim.stop()
