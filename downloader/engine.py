@@ -246,9 +246,10 @@ class Engine:
         return True
 
     def _check_space(self, jobs: list[FileJob]) -> None:
-        need = sum(max(0, j.bf.size_kb * 1024 - j.done.covered()) for j in jobs)
+        """Fail in the first second, not after hours: the whole selection must fit."""
         if not jobs:
             return
+        need = sum(max(0, j.bf.size_kb * 1024 - storage.allocated(j.part)) for j in jobs)
         free = storage.free_bytes(self.layout.state)
         if free < need:
             raise StorageError(

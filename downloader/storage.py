@@ -178,6 +178,14 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def allocated(path: Path) -> int:
+    """Bytes the file already holds on disk (a preallocated part file holds all of them)."""
+    try:
+        return path.stat().st_blocks * 512
+    except FileNotFoundError:
+        return 0
+
+
 def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
