@@ -133,7 +133,7 @@ def make_session(transport: TransportConfig, connections: int) -> aiohttp.Client
         timeout=timeout,
         auto_decompress=False,
         skip_auto_headers=("Accept-Encoding",),
-        read_bufsize=1024 * 1024,
+        read_bufsize=256 * 1024,  # aiohttp buffers up to twice this per connection
         headers={"User-Agent": "rds-backup"},
     )
 

@@ -59,10 +59,10 @@ from downloader.transfer import (
 
 log = logging.getLogger("rds_backup.engine")
 
-READ_SIZE = 1024 * 1024
-WRITE_SIZE = 1024 * 1024
+READ_SIZE = 256 * 1024
+WRITE_SIZE = 512 * 1024
 WRITE_AGE = 0.25
-HASH_SPAN = 4 * 1024 * 1024
+HASH_SPAN = 1024 * 1024
 MAX_RESTARTS = 2
 
 
@@ -72,7 +72,7 @@ class EngineConfig:
     backup_id: str
     jobs: int = 4
     per_file: int = 8
-    connections: int = 32
+    connections: int = 24
     chunk_size: int | None = None
     retries: int = 5
     backoff_base: float = 0.5
@@ -264,8 +264,9 @@ class Engine:
         self._check_space(jobs)
         for job in jobs:
             self.jobs[job.name] = job
+            # A file may end up served by every connection once the others are done.
             job.chunk = self.cfg.chunk_size or default_chunk_size(
-                job.plan.size_hint, self.cfg.per_file
+                job.plan.size_hint, max(self.cfg.per_file, self.cfg.connections)
             )
             if not job.plan.needs_probe:
                 assert job.plan.size is not None
@@ -545,11 +546,18 @@ class Engine:
     async def _pump(
         self, job: FileJob, slot: Slot, resp: aiohttp.ClientResponse, ans: Answer
     ) -> None:
-        """Stream the body into the part file at the slot's offset."""
+        """Stream the body into the part file at the slot's offset.
+
+        Memory per connection is bounded by construction: aiohttp buffers at most twice its
+        read_bufsize, and this loop copies what it reads into one reusable buffer of
+        WRITE_SIZE + READ_SIZE bytes, written out once it holds WRITE_SIZE (or WRITE_AGE
+        seconds have passed, so a slow link still journals its progress).
+        """
         assert ans.start is not None
         skip = slot.pos - ans.start  # a 200 answer starts at byte 0
         pos = slot.pos
-        buf: list[bytes] = []
+        buf = bytearray(WRITE_SIZE + READ_SIZE)
+        view = memoryview(buf)
         buffered = 0
         read = resp.content.read
         clock = asyncio.get_running_loop().time
@@ -563,52 +571,50 @@ class Engine:
                     data = await read(READ_SIZE)
                     if not data:
                         break
+                    n = len(data)
+                    start = 0
                     if skip:
-                        if len(data) <= skip:
-                            skip -= len(data)
+                        if n <= skip:
+                            skip -= n
                             continue
-                        data = data[skip:]
-                        skip = 0
-                    self.stats.bytes_fetched += len(data)
-                    job.fetched += len(data)
+                        start, skip = skip, 0
+                    self.stats.bytes_fetched += n - start
+                    job.fetched += n - start
                     if self.limiter is not None:
-                        await self.limiter.take(len(data))
+                        await self.limiter.take(n - start)
                     limit = slot.end
                     stop = False
-                    if limit is not None and pos + buffered + len(data) >= limit:
-                        data = data[: max(0, limit - pos - buffered)]
+                    if limit is not None and pos + buffered + (n - start) >= limit:
+                        n = start + max(0, limit - pos - buffered)
                         stop = True
-                    buf.append(data)
-                    buffered += len(data)
-                    # Large writes when data pours in; on a slow link, what arrived is
-                    # written (and so journaled) at least every WRITE_AGE seconds.
+                    buf[buffered : buffered + n - start] = memoryview(data)[start:n]
+                    buffered += n - start
                     if buffered >= WRITE_SIZE or stop or clock() - last_write >= WRITE_AGE:
                         if self._stale(job, slot):
                             return
-                        await self._write(job, fh, pos, buf, buffered)
+                        await self._write(job, fh, pos, view[:buffered])
                         pos += buffered
                         slot.pos = pos
-                        buf, buffered = [], 0
+                        buffered = 0
                         last_write = clock()
                     if stop or self._stale(job, slot):
                         break
             except (aiohttp.ClientError, TimeoutError, ConnectionError):
                 # The bytes that did arrive are good: keep them, refetch only the rest.
                 if buffered and not self._stale(job, slot):
-                    await self._write(job, fh, pos, buf, buffered)
+                    await self._write(job, fh, pos, view[:buffered])
                     slot.pos = pos + buffered
                 raise
             if buffered and not self._stale(job, slot):
-                await self._write(job, fh, pos, buf, buffered)
+                await self._write(job, fh, pos, view[:buffered])
                 slot.pos = pos + buffered
 
-    async def _write(self, job: FileJob, fh: Any, pos: int, buf: list[bytes], n: int) -> None:
-        data = buf[0] if len(buf) == 1 else b"".join(buf)
+    async def _write(self, job: FileJob, fh: Any, pos: int, data: memoryview) -> None:
+        n = len(data)
         try:
-            view = memoryview(data)
-            while view:
-                written = await fh.write(view)
-                view = view[written:]
+            while data:
+                written = await fh.write(data)
+                data = data[written:]
         except OSError as exc:
             need = (job.plan.size or 0) - job.done.covered()
             raise storage.disk_error(exc, job.name, need) from exc

@@ -17,7 +17,8 @@ from enum import Enum
 
 from downloader.ranges import MIB
 
-MIN_SPLIT = 2 * MIB  # never leave either half of a split smaller than this
+MIN_SPLIT = 4 * MIB  # never leave either half of a split smaller than this (a split
+# closes the connection of the range it cuts, losing what was in flight on it)
 SPLIT_ALIGN = 64 * 1024
 
 
