@@ -192,8 +192,10 @@ class Data:
                 f"not enough disk space in {self.root} for the data: {fmt_size(need)} needed "
                 f"(plus room for one output copy), {fmt_size(free)} free"
             )
-        print(f"generating {len(todo)} data files, {fmt_size(need)} (once; reused later) ...",
-              flush=True)
+        print(
+            f"generating {len(todo)} data files, {fmt_size(need)} (once; reused later) ...",
+            flush=True,
+        )
         t0 = time.perf_counter()
         for ds, spec in todo:
             path = self.path(ds, spec)
@@ -210,7 +212,10 @@ class Data:
             os.replace(tmp, path)
             st = path.stat()
             self.entries[f"{ds.folder}/{spec.name}"] = {
-                "size": spec.size, "sha256": h.hexdigest(), "mtime_ns": st.st_mtime_ns}
+                "size": spec.size,
+                "sha256": h.hexdigest(),
+                "mtime_ns": st.st_mtime_ns,
+            }
             self._save()
         print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
 
@@ -305,8 +310,9 @@ class Nginx:
 
     def write_config(self) -> None:
         without = nginx_without(self.binary)
-        temp = ["client_body"] + [m for m in ("proxy", "fastcgi", "uwsgi", "scgi")
-                                  if m not in without]
+        temp = ["client_body"] + [
+            m for m in ("proxy", "fastcgi", "uwsgi", "scgi") if m not in without
+        ]
         tmp_root = self.wd / "nginx-tmp"
         lines = []
         for name in temp:
@@ -315,10 +321,17 @@ class Nginx:
         # As root, workers would switch to "nobody", who may not read the workdir.
         user = "user root root;\n" if os.geteuid() == 0 else ""
         self.port = free_port()
-        self.conf.write_text(NGINX_CONF.format(
-            workers=min(2, os.cpu_count() or 1), user=user, wd=self.wd,
-            temp_paths="\n".join(lines) + "\n", port=self.port, data=self.data_root,
-            rate=self.rate))
+        self.conf.write_text(
+            NGINX_CONF.format(
+                workers=min(2, os.cpu_count() or 1),
+                user=user,
+                wd=self.wd,
+                temp_paths="\n".join(lines) + "\n",
+                port=self.port,
+                data=self.data_root,
+                rate=self.rate,
+            )
+        )
 
     def url(self, ds: DataSet, spec: FileSpec) -> str:
         prefix = "/slow" if ds.slow else ""
@@ -334,9 +347,18 @@ class Nginx:
             errlog = open(self.wd / "nginx-stderr.log", "wb")
             try:
                 self.proc = subprocess.Popen(
-                    [self.binary, "-p", str(self.wd), "-c", str(self.conf), "-e",
-                     str(self.error_log)],
-                    stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog,
+                    [
+                        self.binary,
+                        "-p",
+                        str(self.wd),
+                        "-c",
+                        str(self.conf),
+                        "-e",
+                        str(self.error_log),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=errlog,
+                    stderr=errlog,
                     start_new_session=True,  # Ctrl-C reaches us, and we stop nginx
                 )
             finally:
@@ -443,8 +465,12 @@ class Env:
 
 
 COMMON_ARIA2 = [
-    "--file-allocation=none", "--console-log-level=warn", "--summary-interval=0",
-    "--allow-overwrite=true", "--auto-file-renaming=false", "--download-result=hide",
+    "--file-allocation=none",
+    "--console-log-level=warn",
+    "--summary-interval=0",
+    "--allow-overwrite=true",
+    "--auto-file-renaming=false",
+    "--download-result=hide",
 ]
 ARIA2_SET_FLAGS = {
     "big": ["-x16", "-s16", "-k1M"],
@@ -455,10 +481,16 @@ ARIA2_SET_FLAGS = {
 
 def tools_for(env: Env, ds: DataSet) -> list[Tool]:
     a = " ".join(ARIA2_SET_FLAGS[ds.key])
-    curl = {"big": "curl", "many": "curl --parallel --parallel-max 8",
-            "wan": f"curl --parallel ({len(ds.files)} at once)"}[ds.key]
-    tools = [Tool("rds-backup", "rds-backup (defaults)"), Tool("aria2c", f"aria2c {a}"),
-             Tool("curl", curl)]
+    curl = {
+        "big": "curl",
+        "many": "curl --parallel --parallel-max 8",
+        "wan": f"curl --parallel ({len(ds.files)} at once)",
+    }[ds.key]
+    tools = [
+        Tool("rds-backup", "rds-backup (defaults)"),
+        Tool("aria2c", f"aria2c {a}"),
+        Tool("curl", curl),
+    ]
     if env.args.rds_tuned:
         tools.append(Tool("rds-backup*", f"rds-backup {env.args.rds_tuned} (TUNED)"))
     return tools
@@ -468,8 +500,13 @@ def write_links(path: Path, urls: Sequence[tuple[str, int, str]]) -> None:
     """A saved backup-files answer, as ``rds-backup download --links-file`` reads it."""
     doc = {
         "files": [
-            {"name": name, "size": -(-size // KIB), "download_link": url,
-             "link_expired_time": "2099-01-01T00:00:00+0000", "database_name": ""}
+            {
+                "name": name,
+                "size": -(-size // KIB),
+                "download_link": url,
+                "link_expired_time": "2099-01-01T00:00:00+0000",
+                "database_name": "",
+            }
             for name, size, url in urls
         ],
         "bucket": "bench",
@@ -477,16 +514,34 @@ def write_links(path: Path, urls: Sequence[tuple[str, int, str]]) -> None:
     path.write_text(json.dumps(doc, indent=1))
 
 
-def command(env: Env, tool: Tool, ds: DataSet, out: Path, files: Sequence[FileSpec],
-            urls: Sequence[str], tag: str) -> list[str]:
+def command(
+    env: Env,
+    tool: Tool,
+    ds: DataSet,
+    out: Path,
+    files: Sequence[FileSpec],
+    urls: Sequence[str],
+    tag: str,
+) -> list[str]:
     cfg = env.workdir / "cfg"
     cfg.mkdir(exist_ok=True)
     if tool.key.startswith("rds-backup"):
         links = cfg / f"links-{tag}.json"
         write_links(links, [(f.name, f.size, u) for f, u in zip(files, urls, strict=True)])
         extra = shlex.split(env.args.rds_tuned) if tool.key == "rds-backup*" else []
-        return [*env.rds, "--quiet", "download", "bench", "-o", str(out), "--links-file",
-                str(links), "--progress", "quiet", *extra]
+        return [
+            *env.rds,
+            "--quiet",
+            "download",
+            "bench",
+            "-o",
+            str(out),
+            "--links-file",
+            str(links),
+            "--progress",
+            "quiet",
+            *extra,
+        ]
     if tool.key == "aria2c":
         base = [env.aria2c, *ARIA2_SET_FLAGS[ds.key], *COMMON_ARIA2, "-d", str(out)]
         if len(files) == 1:
@@ -606,17 +661,22 @@ def one_run(
     bad = verify(env, ds, files, out)
     if code != 0:
         bad.insert(0, f"exit code {code}")
-    res = RunResult(tool.key, rnd, wall, cpu, rss, code, not bad, "; ".join(bad[:3]),
-                    reqs, conns, sent)
+    res = RunResult(
+        tool.key, rnd, wall, cpu, rss, code, not bad, "; ".join(bad[:3]), reqs, conns, sent
+    )
     total = sum(f.size for f in files)
     status = "ok" if res.verified else "FAILED"
-    print(f"  round {rnd + 1}  {tool.label:<34} {wall:7.2f} s {total / MIB / wall:8.1f} MiB/s "
-          f"cpu {cpu:6.2f} s  rss {rss * KIB / 1e6:6.1f} MB  {reqs} reqs/{conns} conns, "
-          f"server sent {100 * sent / max(1, total):.0f}%  {status}",
-          flush=True)
+    print(
+        f"  round {rnd + 1}  {tool.label:<34} {wall:7.2f} s {total / MIB / wall:8.1f} MiB/s "
+        f"cpu {cpu:6.2f} s  rss {rss * KIB / 1e6:6.1f} MB  {reqs} reqs/{conns} conns, "
+        f"server sent {100 * sent / max(1, total):.0f}%  {status}",
+        flush=True,
+    )
     if not res.verified:
-        msg = (f"{ds.key}: {tool.label} round {rnd + 1}: VERIFICATION FAILED: {res.detail} "
-               f"(command: {shlex.join(argv)}; log: {log}; output kept in {out})")
+        msg = (
+            f"{ds.key}: {tool.label} round {rnd + 1}: VERIFICATION FAILED: {res.detail} "
+            f"(command: {shlex.join(argv)}; log: {log}; output kept in {out})"
+        )
         print("!" * 78 + f"\n!! {msg}\n" + "!" * 78, flush=True)
         tail = log.read_text(errors="replace")[-1500:].strip()
         if tail:
@@ -649,12 +709,26 @@ class Summary:
 def summarize(label: str, runs: Sequence[RunResult], total: int) -> Summary:
     good = [r for r in runs if r.verified]
     if not good:
-        return Summary(label, len(runs), 0, None, None, None,
-                       max((r.rss_kb for r in runs), default=0) * KIB / 1e6, None, None)
+        return Summary(
+            label,
+            len(runs),
+            0,
+            None,
+            None,
+            None,
+            max((r.rss_kb for r in runs), default=0) * KIB / 1e6,
+            None,
+            None,
+        )
     wall = statistics.median(r.wall for r in good)
     cpu = statistics.median(r.cpu for r in good)
     return Summary(
-        label, len(runs), len(good), wall, total / MIB / wall, cpu / (total / GIB),
+        label,
+        len(runs),
+        len(good),
+        wall,
+        total / MIB / wall,
+        cpu / (total / GIB),
         max(r.rss_kb for r in runs) * KIB / 1e6,
         round(statistics.median(r.reqs for r in good)),
         round(statistics.median(r.conns for r in good)),
@@ -670,18 +744,24 @@ def fmt(v: float | None, spec: str) -> str:
 
 def print_table(ds: DataSet, rows: Sequence[Summary], rounds: int, rate: int) -> None:
     cap = f", each connection capped at {fmt_size(rate)}/s" if ds.slow else ", no rate cap"
-    print(f"\n== {ds.key}: {ds.title} ({fmt_size(ds.total)} in total{cap}); "
-          f"median of {rounds} round(s) ==")
+    print(
+        f"\n== {ds.key}: {ds.title} ({fmt_size(ds.total)} in total{cap}); "
+        f"median of {rounds} round(s) =="
+    )
     w = max(36, *(len(s.label) for s in rows))
-    head = (f"{'tool':<{w}} {'wall s':>8} {'MiB/s':>8} {'CPU s/GiB':>10} {'peak RSS MB':>12} "
-            f"{'reqs':>6} {'conns':>6}  verified")
+    head = (
+        f"{'tool':<{w}} {'wall s':>8} {'MiB/s':>8} {'CPU s/GiB':>10} {'peak RSS MB':>12} "
+        f"{'reqs':>6} {'conns':>6}  verified"
+    )
     print(head)
     print("-" * len(head))
     for s in rows:
         ver = f"{s.ok}/{s.runs} ok" if s.ok == s.runs else f"{s.ok}/{s.runs} ** FAILED **"
-        print(f"{s.label:<{w}} {fmt(s.wall, '8.2f')} {fmt(s.mibs, '8.1f')} "
-              f"{fmt(s.cpu_gib, '10.2f')} {fmt(s.rss_mb, '12.1f')} "
-              f"{fmt(s.reqs, '6d')} {fmt(s.conns, '6d')}  {ver}")
+        print(
+            f"{s.label:<{w}} {fmt(s.wall, '8.2f')} {fmt(s.mibs, '8.1f')} "
+            f"{fmt(s.cpu_gib, '10.2f')} {fmt(s.rss_mb, '12.1f')} "
+            f"{fmt(s.reqs, '6d')} {fmt(s.conns, '6d')}  {ver}"
+        )
 
 
 @dataclass(slots=True)
@@ -706,18 +786,44 @@ def judge(ds: DataSet, by_key: dict[str, Summary]) -> list[Verdict]:
     r_curl = ratio(rds.mibs, curl.mibs)
     need_aria = {"big": 1.4, "many": 2.0, "wan": 1.0}[ds.key]
     aria_lbl = {"big": "aria2c -x16", "many": "aria2c -j8", "wan": "aria2c -x16 -s16 -j4"}
-    out.append(Verdict(f"{ds.key}: throughput vs {aria_lbl[ds.key]}", r_aria,
-                       f">= {need_aria:.2f}x", None if r_aria is None else r_aria >= need_aria))
+    out.append(
+        Verdict(
+            f"{ds.key}: throughput vs {aria_lbl[ds.key]}",
+            r_aria,
+            f">= {need_aria:.2f}x",
+            None if r_aria is None else r_aria >= need_aria,
+        )
+    )
     if ds.key == "big":
-        out.append(Verdict("big: throughput vs curl", r_curl, ">= 0.85x",
-                           None if r_curl is None else r_curl >= 0.85))
+        out.append(
+            Verdict(
+                "big: throughput vs curl",
+                r_curl,
+                ">= 0.85x",
+                None if r_curl is None else r_curl >= 0.85,
+            )
+        )
     else:
         out.append(Verdict(f"{ds.key}: throughput vs curl", r_curl, "(no target)", None))
-    out.append(Verdict(f"{ds.key}: rds-backup CPU s/GiB", rds.cpu_gib, "<= 1.30", unit="",
-                       ok=None if rds.cpu_gib is None else rds.cpu_gib <= 1.3))
+    out.append(
+        Verdict(
+            f"{ds.key}: rds-backup CPU s/GiB",
+            rds.cpu_gib,
+            "<= 1.30",
+            unit="",
+            ok=None if rds.cpu_gib is None else rds.cpu_gib <= 1.3,
+        )
+    )
     rss = rds.rss_mb if rds.ok else None
-    out.append(Verdict(f"{ds.key}: rds-backup peak RSS MB", rss, "< 100", unit="",
-                       ok=None if rss is None else rss < 100))
+    out.append(
+        Verdict(
+            f"{ds.key}: rds-backup peak RSS MB",
+            rss,
+            "< 100",
+            unit="",
+            ok=None if rss is None else rss < 100,
+        )
+    )
     return out
 
 
@@ -743,11 +849,18 @@ def tool_version(argv: Sequence[str]) -> str:
 def git_state() -> str:
     repo = HERE.parent
     try:
-        head = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%h %s"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                                "downloader", "pyproject.toml"],
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "-C", str(repo), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "downloader", "pyproject.toml"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return "? (no git)"
     changed = [line[3:] for line in dirty if line.strip()]
@@ -819,8 +932,10 @@ def find_rds(override: str | None) -> list[str]:
     if override:
         argv = shlex.split(override)
         try:
-            ok = subprocess.run([*argv, "--version"], capture_output=True,
-                                timeout=60).returncode == 0
+            ok = (
+                subprocess.run([*argv, "--version"], capture_output=True, timeout=60).returncode
+                == 0
+            )
         except (OSError, subprocess.SubprocessError):
             ok = False
         if not ok:
@@ -832,13 +947,15 @@ def find_rds(override: str | None) -> list[str]:
     found = shutil.which("rds-backup")
     if found:
         return [found]
-    probe = subprocess.run([sys.executable, "-c", "import downloader.cli"],
-                           capture_output=True, check=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import downloader.cli"], capture_output=True, check=False
+    )
     if probe.returncode == 0:
         return [sys.executable, "-m", "downloader"]
     raise BenchError(
         "rds-backup is not installed for this Python: run `pip install -e .` in the repository "
-        "(or run this script with the venv's python, or pass --rds-backup CMD)")
+        "(or run this script with the venv's python, or pass --rds-backup CMD)"
+    )
 
 
 def ensure_tools(install: bool) -> dict[str, str]:
@@ -862,7 +979,8 @@ def ensure_tools(install: bool) -> dict[str, str]:
         raise BenchError(
             f"missing: {', '.join(missing)}. Install with:\n"
             f"    sudo apt-get update && sudo apt-get install -y {names}\n"
-            "or run this script with --install.")
+            "or run this script with --install."
+        )
     return {n: p for n, p in found.items() if p is not None}
 
 
@@ -870,31 +988,67 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bench/run.py",
         description="Benchmark rds-backup against aria2c and curl on a local nginx "
-        "(see bench/README.md for what is measured).")
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes: 256 MiB, 16 x 4 MiB, 128 MiB + 4 x 16 MiB (under 2 min)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="rounds per data set (default: 3, or 2 with --quick)")
-    p.add_argument("--sets", default="big,many,wan",
-                   help="comma-separated data sets among big, many, wan (default: all)")
-    p.add_argument("--wan-rate", type=parse_rate, default=parse_rate("8m"), metavar="RATE",
-                   help="per-connection rate cap of the WAN-like set, nginx syntax: 8m = 8 MiB/s "
-                   "(default: 8m)")
-    p.add_argument("--workdir", type=Path, default=HERE / "out",
-                   help="data, nginx files, logs and outputs; keep it on the disk to measure "
-                   "(default: bench/out/)")
-    p.add_argument("--install", action="store_true",
-                   help="apt-get install what is missing (nginx-light, aria2, curl)")
-    p.add_argument("--rds-backup", dest="rds_backup", metavar="CMD",
-                   help="how to run rds-backup (default: next to this python, or on PATH)")
-    p.add_argument("--rds-tuned", metavar="FLAGS", default="",
-                   help="also run rds-backup with these extra flags, labelled TUNED "
-                   "(e.g. \"-x 16 --max-connections 16\")")
-    p.add_argument("--no-rss-check", dest="rss_check", action="store_false",
-                   help="skip the rds-backup runs on the WAN set's big file without a cap "
-                   "(peak RSS at two file sizes)")
-    p.add_argument("--show-commands", action="store_true",
-                   help="print each tool's command line (first round)")
+        "(see bench/README.md for what is measured).",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes: 256 MiB, 16 x 4 MiB, 128 MiB + 4 x 16 MiB (under 2 min)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds per data set (default: 3, or 2 with --quick)",
+    )
+    p.add_argument(
+        "--sets",
+        default="big,many,wan",
+        help="comma-separated data sets among big, many, wan (default: all)",
+    )
+    p.add_argument(
+        "--wan-rate",
+        type=parse_rate,
+        default=parse_rate("8m"),
+        metavar="RATE",
+        help="per-connection rate cap of the WAN-like set, nginx syntax: 8m = 8 MiB/s "
+        "(default: 8m)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=HERE / "out",
+        help="data, nginx files, logs and outputs; keep it on the disk to measure "
+        "(default: bench/out/)",
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="apt-get install what is missing (nginx-light, aria2, curl)",
+    )
+    p.add_argument(
+        "--rds-backup",
+        dest="rds_backup",
+        metavar="CMD",
+        help="how to run rds-backup (default: next to this python, or on PATH)",
+    )
+    p.add_argument(
+        "--rds-tuned",
+        metavar="FLAGS",
+        default="",
+        help="also run rds-backup with these extra flags, labelled TUNED "
+        '(e.g. "-x 16 --max-connections 16")',
+    )
+    p.add_argument(
+        "--no-rss-check",
+        dest="rss_check",
+        action="store_false",
+        help="skip the rds-backup runs on the WAN set's big file without a cap "
+        "(peak RSS at two file sizes)",
+    )
+    p.add_argument(
+        "--show-commands", action="store_true", help="print each tool's command line (first round)"
+    )
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = [s for s in sets if s not in ("big", "many", "wan")]
@@ -936,8 +1090,10 @@ def bench(args: argparse.Namespace) -> int:
     biggest = max(ds.total for ds in chosen)
     free = shutil.disk_usage(workdir).free
     if free < biggest + 256 * MIB:
-        raise BenchError(f"not enough disk space in {workdir} for one output copy: "
-                         f"{fmt_size(biggest)} needed, {fmt_size(free)} free")
+        raise BenchError(
+            f"not enough disk space in {workdir} for one output copy: "
+            f"{fmt_size(biggest)} needed, {fmt_size(free)} free"
+        )
     nginx = Nginx(tools["nginx"], workdir, data.root, args.wan_rate)
     env = Env(args, workdir, data, nginx, rds, tools["aria2c"], tools["curl"])
     all_verdicts: list[Verdict] = []
@@ -948,17 +1104,23 @@ def bench(args: argparse.Namespace) -> int:
             nginx.start(f"/{first.folder}/{first.files[0].name}")
             print("\n".join(machine_info(env)))
             pid = nginx.proc.pid if nginx.proc else "?"
-            print(f"nginx:      http://127.0.0.1:{nginx.port}/ (pid {pid}, "
-                  f"sendfile on, {min(2, os.cpu_count() or 1)} workers; /slow/ capped at "
-                  f"{fmt_size(args.wan_rate)}/s per connection)")
-            print("units:      MiB/s = 2^20 bytes/s; RSS in MB = 10^6 bytes; CPU = user+sys of "
-                  "the tool's process; rounds alternate the tool order")
+            print(
+                f"nginx:      http://127.0.0.1:{nginx.port}/ (pid {pid}, "
+                f"sendfile on, {min(2, os.cpu_count() or 1)} workers; /slow/ capped at "
+                f"{fmt_size(args.wan_rate)}/s per connection)"
+            )
+            print(
+                "units:      MiB/s = 2^20 bytes/s; RSS in MB = 10^6 bytes; CPU = user+sys of "
+                "the tool's process; rounds alternate the tool order"
+            )
             for ds in chosen:
                 all_verdicts += bench_set(env, ds)
         finally:
             nginx.stop()
-    print(f"\n== targets ({'QUICK sizes' if args.quick else 'full sizes'}; "
-          f"wall {time.perf_counter() - started:.0f} s) ==")
+    print(
+        f"\n== targets ({'QUICK sizes' if args.quick else 'full sizes'}; "
+        f"wall {time.perf_counter() - started:.0f} s) =="
+    )
     print_verdicts(all_verdicts)
     if env.failures:
         print("\n" + "!" * 78)
@@ -985,9 +1147,17 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
         if ds.key == "big" and args.rss_check:
             wan = make_sets(args.quick)["wan"]
             spec = wan.files[0]
-            rss_small.append(one_run(
-                env, Tool("rds-backup", f"rds-backup {fmt_size(spec.size)} (RSS probe)"), wan,
-                rnd, files=[spec], fast=True, tag=f"rss-probe-r{rnd}"))
+            rss_small.append(
+                one_run(
+                    env,
+                    Tool("rds-backup", f"rds-backup {fmt_size(spec.size)} (RSS probe)"),
+                    wan,
+                    rnd,
+                    files=[spec],
+                    fast=True,
+                    tag=f"rss-probe-r{rnd}",
+                )
+            )
     rows = [summarize(t.label, runs[t.key], ds.total) for t in tools]
     print_table(ds, rows, args.rounds, args.wan_rate)
     by_key = {t.key: s for t, s in zip(tools, rows, strict=True)}
@@ -1000,15 +1170,23 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
         small = make_sets(args.quick)["wan"].files[0].size
         s_small = summarize("probe", rss_small, small)
         big_rss = by_key["rds-backup"].rss_mb
-        print(f"  rds-backup peak RSS: {fmt_size(small)} file {fmt(s_small.rss_mb, '.1f')} "
-              f"MB ({fmt(s_small.mibs, '.0f')} MiB/s), {fmt_size(ds.total)} file "
-              f"{fmt(big_rss, '.1f')} MB")
+        print(
+            f"  rds-backup peak RSS: {fmt_size(small)} file {fmt(s_small.rss_mb, '.1f')} "
+            f"MB ({fmt(s_small.mibs, '.0f')} MiB/s), {fmt_size(ds.total)} file "
+            f"{fmt(big_rss, '.1f')} MB"
+        )
         if s_small.rss_mb is not None and big_rss is not None:
             growth = big_rss - s_small.rss_mb
             flat = growth <= max(10.0, 0.10 * s_small.rss_mb)
-            verdicts.append(Verdict(
-                f"RSS flat {fmt_size(small)} -> {fmt_size(ds.total)} (growth MB)", growth,
-                "<= max(10 MB, 10%)", flat, unit=""))
+            verdicts.append(
+                Verdict(
+                    f"RSS flat {fmt_size(small)} -> {fmt_size(ds.total)} (growth MB)",
+                    growth,
+                    "<= max(10 MB, 10%)",
+                    flat,
+                    unit="",
+                )
+            )
     print("  ratios (rds-backup defaults, median throughput):")
     print_verdicts(verdicts)
     return verdicts
