@@ -320,7 +320,7 @@ def _size(text: str) -> int:
     "-j",
     "--jobs",
     type=click.IntRange(1, 64),
-    default=4,
+    default=8,
     show_default=True,
     show_envvar=True,
     help="Files downloaded at once.",

@@ -70,7 +70,7 @@ MAX_RESTARTS = 2
 class EngineConfig:
     out_dir: Path
     backup_id: str
-    jobs: int = 4
+    jobs: int = 8
     per_file: int = 8
     connections: int = 24
     chunk_size: int | None = None
@@ -124,6 +124,7 @@ class FileJob:
     sha256: Any = None
     md5: Any = None
     hashed: int = 0
+    hash_error: str | None = None
     hash_wake: asyncio.Event = field(default_factory=asyncio.Event)
     hash_task: asyncio.Task[None] | None = None
     dirty: int = 0
@@ -189,6 +190,8 @@ class Engine:
                 record is not None
                 and record.size is not None
                 and not record.complete
+                and record.done == [(0, record.size)]
+                and final.is_file()
                 and not self.layout.part(bf.name).exists()
             ):
                 if self._adopt(bf, record, final):
@@ -282,6 +285,10 @@ class Engine:
                     for job in jobs:
                         if not job.plan.needs_probe:
                             self._resume(job)
+                            if not job.plan.pending:
+                                # All on disk already (stopped before the move into place):
+                                # no range will end to trigger the finish, so do it here.
+                                tg.create_task(self._settle_and_notify(job))
                     workers = [tg.create_task(self._worker()) for _ in range(self.cfg.connections)]
                     helpers = [tg.create_task(self._flusher()), tg.create_task(self._ticker())]
                     await asyncio.gather(*workers)
@@ -301,6 +308,10 @@ class Engine:
         missing = list(split(job.done.missing(size), job.chunk))
         self.sched.plan(job.plan, missing)
         log.info("%s: resuming, %d of %d bytes already on disk", job.name, job.done.covered(), size)
+
+    async def _settle_and_notify(self, job: FileJob) -> None:
+        await self._settle(job)
+        await self._notify()
 
     async def _notify(self) -> None:
         async with self._cond:
@@ -323,10 +334,13 @@ class Engine:
                 await self._run_slot(job, slot)
             except RdsBackupError as exc:
                 self._fail(job, exc)
+            except OSError as exc:
+                self._fail(job, storage.disk_error(exc, job.name))
             finally:
                 sched.release(slot)
             await self._settle(job)
             await self._notify()
+            await asyncio.sleep(0)  # never hog the loop, whatever the slot did
 
     # ------------------------------------------------------------------ one range
 
@@ -343,6 +357,7 @@ class Engine:
             if slot.end is not None and (
                 slot.pos >= slot.end or job.done.contains(slot.pos, slot.end)
             ):
+                slot.pos = slot.end  # nothing of it to put back in the queue
                 return
             link = await self.resolver.fresh(job.name)
             pos_before = slot.pos
@@ -618,13 +633,15 @@ class Engine:
         except OSError as exc:
             need = (job.plan.size or 0) - job.done.covered()
             raise storage.disk_error(exc, job.name, need) from exc
+        before = job.done.covered()
         job.done.add(pos, pos + n)
-        job.dirty += n
+        new = job.done.covered() - before  # a split's overlap is not counted twice
+        job.dirty += new
         # Journal at least once per chunk of new bytes: a kill then costs at most about a
         # chunk per connection (the bytes in flight), however fast the link.
         if job.dirty >= min(FLUSH_BYTES, job.chunk):
             self._flush_now.set()
-        self.reporter.advance(job.name, n)
+        self.reporter.advance(job.name, new)
         job.hash_wake.set()
 
     # ------------------------------------------------------------------ hashing
@@ -650,17 +667,25 @@ class Engine:
                 target = job.done.prefix()
                 if target <= job.hashed:
                     continue
-                if fd is None:
-                    fd = os.open(job.part, os.O_RDONLY)
                 hashers = [h for h in (job.sha256, job.md5) if h is not None]
-                while job.hashed < target and job.plan.epoch == epoch:
-                    n = min(HASH_SPAN, target - job.hashed)
-                    got = await loop.run_in_executor(None, _hash_span, fd, job.hashed, n, hashers)
-                    if got <= 0:
-                        raise StorageError(
-                            f"{job.name}: part file shorter than expected", file=job.name
+                try:
+                    if fd is None:
+                        fd = os.open(job.part, os.O_RDONLY)
+                    while job.hashed < target and job.plan.epoch == epoch:
+                        n = min(HASH_SPAN, target - job.hashed)
+                        got = await loop.run_in_executor(
+                            None, _hash_span, fd, job.hashed, n, hashers
                         )
-                    job.hashed += got
+                        if got <= 0:
+                            raise OSError(errno.EIO, "part file shorter than the journal says")
+                        job.hashed += got
+                except OSError as exc:
+                    # Not raised into the TaskGroup (that would end the whole run): the
+                    # file's finalize sees the hasher gone and fails this file only.
+                    job.hash_error = f"{exc.strerror or exc}"
+                    async with self._cond:
+                        self._cond.notify_all()
+                    return
                 if job.plan.size is not None and job.hashed >= job.plan.size:
                     async with self._cond:
                         self._cond.notify_all()
@@ -708,15 +733,22 @@ class Engine:
             else:
                 await self._finish_failed(job)
             return
-        if plan.state is FileState.ACTIVE and not plan.pending and plan.size is not None:
-            if job.done.covered() >= plan.size:
-                plan.state = FileState.FINISHING
+        if (
+            plan.state is FileState.ACTIVE
+            and plan.size is not None
+            and job.done.covered() >= plan.size
+        ):
+            plan.pending.clear()  # whatever is queued is on disk already
+            plan.state = FileState.FINISHING
+            try:
                 try:
                     await self._finalize(job)
-                except RdsBackupError as exc:
-                    plan.state = FileState.DRAINING
-                    job.error = exc
-                    await self._finish_failed(job)
+                except OSError as exc:
+                    raise storage.disk_error(exc, job.name) from exc
+            except RdsBackupError as exc:
+                plan.state = FileState.DRAINING
+                job.error = exc
+                await self._finish_failed(job)
 
     def _do_restart(self, job: FileJob) -> None:
         assert self.sched is not None
@@ -730,6 +762,7 @@ class Engine:
         plan.sequential = False
         plan.needs_probe = True
         job.done = RangeSet()
+        job.dirty = 0
         job.record = FileRecord(
             self.cfg.backup_id, job.name, job.bf.size_kb, database_name=job.bf.database_name
         )
@@ -787,7 +820,11 @@ class Engine:
         async with self._cond:
             while job.hashed < size:
                 if job.hash_task is None or job.hash_task.done():
-                    raise StorageError(f"{job.name}: could not hash the file", file=job.name)
+                    raise StorageError(
+                        f"{job.name}: could not read the part file back to hash it "
+                        f"({job.hash_error or 'hasher stopped'})",
+                        file=job.name,
+                    )
                 await self._cond.wait()
         sha = job.sha256.hexdigest()
         md5 = job.md5.hexdigest() if job.md5 is not None else None
@@ -827,12 +864,16 @@ class Engine:
             if not job.dirty and job.record.done == job.done.intervals():
                 return
             # Snapshot first: every byte it names was written before the fsync below starts.
+            if not job.part.exists():
+                return  # discarded (or not created): nothing on disk to record
             snapshot = job.done.intervals()
             record = job.record
+            epoch = job.plan.epoch
             job.dirty = 0
             try:
-                if job.part.exists():
-                    await asyncio.to_thread(storage.fsync_path, job.part)
+                await asyncio.to_thread(storage.fsync_path, job.part)
+                if record is not job.record or epoch != job.plan.epoch:
+                    return  # the file restarted meanwhile: this record is obsolete
                 record.done = snapshot
                 await asyncio.to_thread(self.journal.save, record)
             except OSError as exc:
@@ -846,8 +887,11 @@ class Engine:
 
     async def _flusher(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel() that
+            # ends this task when the event fires at the same moment, and the run hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), FLUSH_SECONDS)
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await self._flush_now.wait()
             self._flush_now.clear()
             for job in list(self.jobs.values()):
                 if job.dirty:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from downloader.errors import FileGoneError, LinkRefusedError
+from downloader.errors import FileGoneError, LinkRefusedError, RdsBackupError
 from downloader.models import BackupFile, FileListing
 
 log = logging.getLogger("rds_backup.resolver")
@@ -126,7 +126,15 @@ class LinkResolver:
         """The link to use now: re-resolves first when the current one is about to expire."""
         link = self.current(name)
         if self._fetch is not None and decide_refresh(link, self.server_now(), self.margin):
-            await self.refresh(link.generation, reason="link about to expire")
+            try:
+                await self.refresh(link.generation, reason="link about to expire")
+            except RdsBackupError as exc:
+                # Renewing early failed (after the API client's own retries). The current
+                # link may still work: use it until it is refused, then a 403 decides.
+                if link.expires is not None and self.server_now() >= link.expires:
+                    raise
+                log.warning("could not renew links early (%s); using the current ones", exc)
+                return link
             link = self.current(name)
         return link
 

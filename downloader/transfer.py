@@ -149,6 +149,8 @@ def classify(
         return answer(Kind.WHOLE, start=0, end=total, total=total)
     if status == 416:
         _, _, total = parse_content_range(headers.get("Content-Range"))
+        if expect_total is not None and total is not None and total != expect_total:
+            return answer(Kind.CHANGED, total=total, detail=f"object size changed to {total}")
         if (total == 0 or (total is None and expect_total in (None, 0))) and start == 0:
             return answer(Kind.EMPTY, total=0)
         return answer(Kind.PAST_END, total=total, detail="range not satisfiable")

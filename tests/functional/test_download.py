@@ -611,3 +611,60 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
         assert_exact(sim, MYSQL_FULL, tmp_path / "b")
     finally:
         await sim.stop()
+
+
+async def test_file_fully_on_disk_but_not_in_place_is_finished_on_rerun(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The move into place failed (a folder squats the final name): every byte is on disk
+    and journaled. Once the obstacle is gone, the rerun only has to finish the file."""
+    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    (tmp_path / big.name).mkdir()
+    (tmp_path / big.name / "x").write_text("x")
+    report = await run(sim, MYSQL_FULL, tmp_path)
+    assert report.exit_code == 1
+    assert "Is a directory" in (report.failed[0].detail or "")
+    (tmp_path / big.name / "x").unlink()
+    (tmp_path / big.name).rmdir()
+    sent = sim.stats.object_bytes_sent
+    report = await asyncio.wait_for(run(sim, MYSQL_FULL, tmp_path), 20)
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert sim.stats.object_bytes_sent == sent  # nothing fetched again
+
+
+async def test_ranges_queued_behind_a_one_stream_fallback_do_not_spin(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Ranges wait out 503s while the server starts ignoring Range: the one stream covers
+    them, and the file must finish instead of re-queueing ranges already on disk."""
+    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    sim.faults.throttle_bps = 400 * KIB
+
+    async def flip() -> None:
+        while sim.stats.object_requests < 1:
+            await asyncio.sleep(0.005)
+        sim.faults.error_status, sim.faults.error_count, sim.faults.retry_after = 503, 7, 1.0
+        while sim.stats.object_requests < 8:
+            await asyncio.sleep(0.005)
+        sim.faults.ignore_range, sim.faults.throttle_bps = True, None
+
+    flipper = asyncio.create_task(flip())
+    report = await asyncio.wait_for(
+        run(
+            sim,
+            MYSQL_FULL,
+            tmp_path,
+            selection=Selection(include=(big.name,)),
+            jobs=1,
+            per_file=8,
+            connections=8,
+            chunk_size=256 * KIB,
+            backoff_base=0.5,
+            backoff_max=1.0,
+        ),
+        30,
+    )
+    await flipper
+    assert report.exit_code == 0, [o.detail for o in report.failed]
+    assert_exact(sim, MYSQL_FULL, tmp_path, [big.name])
