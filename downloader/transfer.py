@@ -16,12 +16,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from multidict import CIMultiDictProxy
 
+from downloader.httpdates import http_date, retry_after_seconds
 from downloader.ranges import parse_content_range
 
 REQUEST_ID_HEADERS = ("x-obs-request-id", "x-amz-request-id", "x-request-id")
@@ -69,29 +69,6 @@ def is_plain_md5_etag(etag: str | None) -> bool:
     return bool(etag and _MD5_ETAG.match(etag))
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - datetime.now(when.tzinfo).timestamp())
-
-
-def _date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def error_code(body: bytes) -> str | None:
     """The ``<Code>`` of an OBS/S3 XML error body, without an XML parser (bodies are small
     and untrusted)."""
@@ -117,7 +94,7 @@ def classify(
         etag=etag,
         last_modified=headers.get("Last-Modified"),
         request_id=request_id,
-        date=_date(headers.get("Date")),
+        date=http_date(headers.get("Date")),
     )
 
     def answer(kind: Kind, **kw: Any) -> Answer:
@@ -163,7 +140,7 @@ def classify(
     if status == 429 or status >= 500:
         return answer(
             Kind.RETRY,
-            retry_after=_retry_after(headers.get("Retry-After")),
+            retry_after=retry_after_seconds(headers.get("Retry-After"), now=datetime.now(UTC)),
             detail=f"server busy ({status})",
         )
     return answer(Kind.BAD, detail=f"unexpected HTTP {status}")

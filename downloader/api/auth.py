@@ -34,6 +34,7 @@ from downloader.api import signer
 from downloader.api.parse import parse_error, parse_time
 from downloader.api.regions import iam_endpoint as regional_iam_endpoint
 from downloader.errors import ApiUnavailableError, CredentialsError, ResponseFormatError
+from downloader.httpdates import http_date
 
 ENV_AK = "HUAWEICLOUD_SDK_AK"
 ENV_SK = "HUAWEICLOUD_SDK_SK"
@@ -398,7 +399,7 @@ def _token_lifetime(obj: object, date_header: str | None) -> tuple[datetime, flo
     if isinstance(raw_issued, str):
         issued = parse_time(raw_issued)
     if issued is None and date_header:
-        issued = _http_date(date_header)
+        issued = http_date(date_header)
     if issued is None:
         issued = datetime.now(UTC)
     try:
@@ -416,16 +417,6 @@ def _token_project_id(obj: object) -> str | None:
             if isinstance(project, dict) and isinstance(project.get("id"), str):
                 return str(project["id"]) or None
     return None
-
-
-def _http_date(value: str) -> datetime | None:
-    from email.utils import parsedate_to_datetime
-
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- loading

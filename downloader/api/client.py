@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 import yarl
@@ -39,6 +38,7 @@ from downloader.errors import (
     ResponseFormatError,
     UsageError,
 )
+from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing
 
 log = logging.getLogger("downloader.api")
@@ -75,38 +75,6 @@ class RetryPolicy:
         if retry_after is not None:
             return max(jittered, retry_after)
         return jittered
-
-
-def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110
-    §10.2.3); None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and seconds == seconds else None  # NaN is not a delay
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def http_date(value: str | None) -> datetime | None:
-    """An HTTP ``Date`` header as an aware datetime, or None."""
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _format_time(value: datetime | str) -> str:

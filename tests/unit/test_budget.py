@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from downloader.api.budget import ApiBudget
-from downloader.api.client import RetryPolicy, pick_latest, retry_after_seconds
+from downloader.api.client import RetryPolicy, pick_latest
+from downloader.httpdates import retry_after_seconds
 from downloader.models import Backup
 
 
