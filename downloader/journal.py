@@ -40,6 +40,7 @@ class FileRecord:
     complete: bool = False
     sha256: str | None = None
     md5: str | None = None
+    crc64: int | None = None  # the object's CRC-64 as the store reported it (whole answers)
     database_name: str | None = None
     finished_at: str | None = None
 
@@ -56,6 +57,7 @@ class FileRecord:
             "complete": self.complete,
             "sha256": self.sha256,
             "md5": self.md5,
+            "crc64": self.crc64,
             "database_name": self.database_name,
             "finished_at": self.finished_at,
         }
@@ -70,6 +72,13 @@ def _opt_str(obj: dict[str, Any], key: str) -> str | None:
     if v is None or isinstance(v, str):
         return v
     raise JournalError(f"{key} is not a string")
+
+
+def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+    v = obj.get(key)
+    if v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64):
+        return v
+    raise JournalError(f"{key} is not a 64-bit integer")
 
 
 def record_from_json(obj: object) -> FileRecord:
@@ -116,6 +125,7 @@ def record_from_json(obj: object) -> FileRecord:
         complete=complete,
         sha256=_opt_str(obj, "sha256"),
         md5=_opt_str(obj, "md5"),
+        crc64=_opt_int(obj, "crc64"),
         database_name=_opt_str(obj, "database_name"),
         finished_at=_opt_str(obj, "finished_at"),
     )

@@ -52,7 +52,13 @@ class Answer:
     retry_after: float | None = None
     request_id: str | None = None
     date: datetime | None = None
+    crc64: int | None = None  # the object's CRC-64/XZ, when the answer carries it
     detail: str = ""
+
+    @property
+    def whole(self) -> bool:
+        """The body is the entire object (a checksum header then describes these bytes)."""
+        return self.start == 0 and self.end is not None and self.end == self.total
 
 
 def request_headers(start: int, end: int | None, etag: str | None) -> dict[str, str]:
@@ -67,6 +73,16 @@ def request_headers(start: int, end: int | None, etag: str | None) -> dict[str, 
 def is_plain_md5_etag(etag: str | None) -> bool:
     """A single-PUT object's ETag is the MD5 of its bytes; a multipart one (``"…-3"``) is not."""
     return bool(etag and _MD5_ETAG.match(etag))
+
+
+def _crc64(headers: CIMultiDictProxy[str]) -> int | None:
+    """``x-obs-checksum-crc64ecma`` (or its ``x-amz-`` twin): decimal, as esdk-obs-python
+    compares it."""
+    value = headers.get("x-obs-checksum-crc64ecma") or headers.get("x-amz-checksum-crc64ecma")
+    if value is None or not value.strip().isdigit():
+        return None
+    crc = int(value)
+    return crc if crc < 2**64 else None
 
 
 def error_code(body: bytes) -> str | None:
@@ -95,6 +111,7 @@ def classify(
         last_modified=headers.get("Last-Modified"),
         request_id=request_id,
         date=http_date(headers.get("Date")),
+        crc64=_crc64(headers),
     )
 
     def answer(kind: Kind, **kw: Any) -> Answer:

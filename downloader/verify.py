@@ -39,6 +39,7 @@ def build_manifest(
                 "size_kb": r.size_kb,
                 "sha256": r.sha256,
                 "md5": r.md5,
+                "crc64": r.crc64,
                 "etag": r.etag,
                 "last_modified": r.last_modified,
                 "finished_at": r.finished_at,

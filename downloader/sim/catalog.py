@@ -372,6 +372,7 @@ def demo_catalog() -> list[SimBackup]:
 class _Digests:
     md5: str
     sha256: str
+    crc64: int
 
 
 class ContentStore:
@@ -434,8 +435,8 @@ class ContentStore:
         key = (backup_id, name, v)
         cached = self._digests.get(key)
         if cached is None:
-            md5, sha = content_digests(self.seed(backup_id, name, v), f.size)
-            cached = _Digests(md5, sha)
+            md5, sha, crc = content_digests(self.seed(backup_id, name, v), f.size)
+            cached = _Digests(md5, sha, crc)
             self._digests[key] = cached
         return cached
 

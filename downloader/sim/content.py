@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Iterator
 from functools import lru_cache
 
+from fastcrc.crc64 import xz as crc64_xz
+
 BLOCK = 1 << 20
 
 
@@ -61,11 +63,13 @@ def content_bytes(seed: bytes, offset: int, length: int) -> bytes:
     return b"".join(iter_content(seed, offset, length))
 
 
-def content_digests(seed: bytes, size: int) -> tuple[str, str]:
-    """(hex MD5, hex SHA-256) of the whole ``size``-byte content, computed streaming."""
+def content_digests(seed: bytes, size: int) -> tuple[str, str, int]:
+    """(hex MD5, hex SHA-256, CRC-64/XZ) of the whole ``size``-byte content, streaming."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
+    crc = crc64_xz(b"")
     for piece in iter_content(seed, 0, size):
         md5.update(piece)
         sha.update(piece)
-    return md5.hexdigest(), sha.hexdigest()
+        crc = crc64_xz(piece, crc)
+    return md5.hexdigest(), sha.hexdigest(), crc

@@ -281,6 +281,11 @@ class ObjectHandler:
                 "Content-Type": "binary/octet-stream",
             }
         )
+        if chosen is None or (chosen[0] == 0 and chosen[1] == size - 1):
+            # Like OBS, a whole-object answer may carry the object's CRC-64 (ECMA-182 as
+            # OBS computes it: CRC-64/XZ), in decimal.
+            crc = store.digests(backup_id, name, version).crc64
+            headers["x-obs-checksum-crc64ecma"] = str(crc)
         if chosen is None:
             status, offset, length = 200, 0, size
         else:

@@ -285,7 +285,8 @@ async def test_md5_mismatch_on_a_plain_etag_fails(sim: Simulator, tmp_path: Path
     big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
     sim.faults.corrupt_at = big.size // 2
     sim.faults.fault_files = {big.name}
-    report = await run(sim, MYSQL_FULL, tmp_path)
+    # In ranges: no answer is the whole object, so no CRC-64 comes along; the MD5 decides.
+    report = await run(sim, MYSQL_FULL, tmp_path, chunk_size=1 * MIB)
     assert report.exit_code == 4
     (failed,) = report.failed
     assert failed.name == big.name
@@ -295,7 +296,7 @@ async def test_md5_mismatch_on_a_plain_etag_fails(sim: Simulator, tmp_path: Path
     # Nothing of it is kept for a resume.
     assert not list((tmp_path / STATE_DIR / "parts").iterdir())
     # The same bytes pass with the check off (for multipart ETags that are not MD5s).
-    report = await run(sim, MYSQL_FULL, tmp_path, check_md5=False)
+    report = await run(sim, MYSQL_FULL, tmp_path, check_md5=False, chunk_size=1 * MIB)
     assert report.exit_code == 0
 
 
@@ -668,3 +669,20 @@ async def test_ranges_queued_behind_a_one_stream_fallback_do_not_spin(
     await flipper
     assert report.exit_code == 0, [o.detail for o in report.failed]
     assert_exact(sim, MYSQL_FULL, tmp_path, [big.name])
+
+
+async def test_crc64_of_a_whole_object_answer_is_checked(sim: Simulator, tmp_path: Path) -> None:
+    """A multipart upload's ETag is no MD5, but a whole-object answer carries the object's
+    CRC-64: a byte flipped in transit is caught by it, and the manifest records it."""
+    (f,) = sim.backups[MYSQL_MULTIPART].files
+    sim.faults.corrupt_at = 12345
+    report = await run(sim, MYSQL_MULTIPART, tmp_path)
+    assert report.exit_code == 4
+    assert "CRC-64" in (report.failed[0].detail or "")
+    assert not (tmp_path / f.name).exists()
+    sim.faults.corrupt_at = None
+    report = await run(sim, MYSQL_MULTIPART, tmp_path)
+    assert report.exit_code == 0
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    crc = manifest["files"][0]["crc64"]
+    assert isinstance(crc, int) and crc == sim.store.digests(MYSQL_MULTIPART, f.name).crc64

@@ -362,3 +362,30 @@ def test_parse_rate(text: str, value: int) -> None:
 def test_parse_rate_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_rate(text)
+
+
+def test_crc64_is_the_xz_variant_obs_reports() -> None:
+    from downloader.engine import Crc64
+
+    crc = Crc64()
+    crc.update(b"1234")
+    crc.update(b"56789")
+    assert crc.value == 0x995DC9BBDF1939FA  # CRC-64/XZ check value of "123456789"
+    whole = classify(
+        200,
+        headers(Content_Length="9", x_obs_checksum_crc64ecma=str(crc.value)),
+        start=0,
+        end=None,
+        expect_etag=None,
+        expect_total=None,
+    )
+    assert whole.whole and whole.crc64 == crc.value
+    part = classify(
+        206,
+        headers(Content_Range="bytes 0-3/9", x_obs_checksum_crc64ecma="1"),
+        start=0,
+        end=4,
+        expect_etag=None,
+        expect_total=None,
+    )
+    assert not part.whole
