@@ -23,7 +23,7 @@ import ssl as _ssl
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -88,7 +88,7 @@ class Auth(Protocol):
 class AkSkAuth:
     """Permanent or temporary AK/SK, signed with SDK-HMAC-SHA256 on every request."""
 
-    __slots__ = ("_ak", "_now", "_sk", "_token", "project_id", "source")
+    __slots__ = ("_ak", "_now", "_sk", "_token", "clock_offset", "project_id", "source")
 
     def __init__(
         self,
@@ -106,6 +106,9 @@ class AkSkAuth:
         self.project_id = project_id or None
         self.source = source
         self._now = now
+        # Seconds to add to our clock for X-Sdk-Date: set when the gateway refuses a
+        # signature as expired and its Date header shows how far off our clock is.
+        self.clock_offset = 0.0
 
     @property
     def temporary(self) -> bool:
@@ -136,6 +139,8 @@ class AkSkAuth:
         if self._token:
             out["X-Security-Token"] = self._token
         now = self._now() if self._now is not None else None
+        if self.clock_offset:
+            now = (now or datetime.now(UTC)) + timedelta(seconds=self.clock_offset)
         return signer.sign(
             method=method,
             host=host,

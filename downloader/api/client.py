@@ -223,6 +223,7 @@ class RdsClient:
         )
         deadline = self._clock() + self.retry.total_timeout
         refreshed_auth = False
+        corrected_clock = False
         attempt = 0
         while True:
             attempt += 1
@@ -244,7 +245,9 @@ class RdsClient:
             except ApiError as exc:
                 error: ApiError = exc
                 retry_after: float | None = None
+                answer_headers: Mapping[str, str] = {}
             else:
+                answer_headers = answer.headers
                 if answer.status < 400:
                     return answer
                 error = parse_error(
@@ -253,6 +256,9 @@ class RdsClient:
                 now = http_date(answer.headers.get("Date")) or datetime.now(UTC)
                 retry_after = retry_after_seconds(answer.headers.get("Retry-After"), now=now)
             if not isinstance(error, ApiThrottledError | ApiUnavailableError):
+                if not corrected_clock and self._correct_clock(error, answer_headers):
+                    corrected_clock = True  # our clock was off: sign once more, corrected
+                    continue
                 if error.status in (401, 403) and not refreshed_auth and self.auth.invalidate():
                     refreshed_auth = True  # a cached IAM token may have been revoked: once
                     continue
@@ -274,6 +280,23 @@ class RdsClient:
                 self.retry.max_attempts,
             )
             await self._sleep(wait)
+
+    def _correct_clock(self, error: ApiError, headers: Mapping[str, str]) -> bool:
+        """The gateway refuses an X-Sdk-Date more than 15 minutes off its clock ("signature
+        expired", facts §3). When its Date header shows ours is that far off, sign with the
+        server's time from now on. Decide only; True means retry once."""
+        if error.status != 401 or "expired" not in (error.detail or "").lower():
+            return False
+        offset_to = getattr(self.auth, "clock_offset", None)
+        server = http_date(headers.get("Date"))
+        if offset_to is None or server is None:
+            return False
+        skew = server.timestamp() - datetime.now(UTC).timestamp()
+        if abs(skew - offset_to) < 300:
+            return False  # not a clock problem we can fix
+        log.warning("this machine's clock is %.0f s off the API's; signing with its time", -skew)
+        self.auth.clock_offset = skew  # type: ignore[attr-defined]
+        return True
 
     async def _send(self, method: str, url: yarl.URL, headers: dict[str, str]) -> _Answer:
         self.calls += 1

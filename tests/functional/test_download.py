@@ -686,3 +686,18 @@ async def test_crc64_of_a_whole_object_answer_is_checked(sim: Simulator, tmp_pat
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     crc = manifest["files"][0]["crc64"]
     assert isinstance(crc, int) and crc == sim.store.digests(MYSQL_MULTIPART, f.name).crc64
+
+
+async def test_a_clock_far_off_the_api_is_corrected_for_signing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Our clock is an hour behind the cloud's: the gateway refuses the first signature as
+    expired; the client takes the server's time from its Date header and signs again, once,
+    and the links' expiry is judged on the server's clock too."""
+    sim.faults.server_clock_offset = 3600
+    sim.faults.link_lifetime = 30
+    report = await run(sim, MYSQL_FULL, tmp_path)
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert sim.stats.backup_files_calls == 2  # the refused one, and the corrected one
+    assert report.resolutions == 0
