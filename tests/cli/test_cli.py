@@ -432,63 +432,41 @@ def test_kill_9_at_many_points_loses_nothing_and_refetches_little(
     assert not list((tmp_path / STATE_DIR / "parts").iterdir())
 
 
+def _killed_mid_file(server: Simulator, out: Path) -> tuple[list[str], str]:
+    """Start a slow download of the biggest file, let the journal record some ranges, then
+    kill -9 it. Returns the command's arguments and the file's name."""
+    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    server.faults.throttle_bps = 512 * KIB
+    args = ["download", MYSQL_FULL, "-o", str(out), "--include", big.name,
+            "--max-connections", "2", "--chunk-size", "256K"]  # fmt: skip
+    proc = start(args, server)
+    _wait_for_bytes(server, 600 * KIB, proc)
+    time.sleep(1.2)  # the journal records what is on disk at least every second
+    proc.kill()
+    proc.wait()
+    server.faults.throttle_bps = None
+    return args, big.name
+
+
 def test_object_changed_between_runs_gives_the_new_content(
     server: Simulator, tmp_path: Path
 ) -> None:
-    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
-    server.faults.throttle_bps = 512 * KIB
-    args = [
-        "download",
-        MYSQL_FULL,
-        "-o",
-        str(tmp_path),
-        "--include",
-        big.name,
-        "--max-connections",
-        "2",
-        "--chunk-size",
-        "256K",
-    ]
-    proc = start(args, server)
-    _wait_for_bytes(server, 600 * KIB, proc)
-    time.sleep(1.2)  # let the journal record some ranges
-    proc.kill()
-    proc.wait()
-    server.change_content(MYSQL_FULL, big.name)
-    server.faults.throttle_bps = None
+    args, name = _killed_mid_file(server, tmp_path)
+    server.change_content(MYSQL_FULL, name)
     again = cli(args, server)
     assert again.returncode == 0, again.stderr
     assert "changed" in again.stderr
-    assert (tmp_path / big.name).read_bytes() == server.expected_bytes(MYSQL_FULL, big.name)
+    assert (tmp_path / name).read_bytes() == server.expected_bytes(MYSQL_FULL, name)
 
 
 def test_corrupt_journal_restarts_the_file(server: Simulator, tmp_path: Path) -> None:
-    big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
-    server.faults.throttle_bps = 512 * KIB
-    args = [
-        "download",
-        MYSQL_FULL,
-        "-o",
-        str(tmp_path),
-        "--include",
-        big.name,
-        "--max-connections",
-        "2",
-        "--chunk-size",
-        "256K",
-    ]
-    proc = start(args, server)
-    _wait_for_bytes(server, 600 * KIB, proc)
-    time.sleep(1.2)
-    proc.kill()
-    proc.wait()
+    args, name = _killed_mid_file(server, tmp_path)
     (journal,) = list((tmp_path / STATE_DIR / "journal").iterdir())
     journal.write_text('{"version": 1, "done": [[0, "garbage"')
-    server.faults.throttle_bps = None
     again = cli(args, server)
     assert again.returncode == 0, again.stderr
     assert "journal unreadable" in again.stderr
-    assert (tmp_path / big.name).read_bytes() == server.expected_bytes(MYSQL_FULL, big.name)
+    assert (tmp_path / name).read_bytes() == server.expected_bytes(MYSQL_FULL, name)
 
 
 # ------------------------------------------------------------------ disk errors
