@@ -65,6 +65,8 @@ WRITE_SIZE = 512 * 1024
 WRITE_AGE = 0.25
 HASH_SPAN = 1024 * 1024
 MAX_RESTARTS = 2
+GOVERNOR_PERIOD = 0.25
+SLOW_CONNECTION = 32 * 1024 * 1024  # bytes/s; faster connections mean the CPU is the limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class EngineConfig:
     limit_rate: int | None = None
     preallocate: bool = True
     check_md5: bool = True
+    adaptive: bool = True  # start with fewer connections, add them while each is slow
 
 
 @dataclass(slots=True)
@@ -292,7 +295,11 @@ class Engine:
                                 # no range will end to trigger the finish, so do it here.
                                 tg.create_task(self._settle_and_notify(job))
                     workers = [tg.create_task(self._worker()) for _ in range(self.cfg.connections)]
-                    helpers = [tg.create_task(self._flusher()), tg.create_task(self._ticker())]
+                    helpers = [
+                        tg.create_task(self._flusher()),
+                        tg.create_task(self._ticker()),
+                        tg.create_task(self._governor()),
+                    ]
                     await asyncio.gather(*workers)
                     for h in helpers:
                         h.cancel()
@@ -911,6 +918,35 @@ class Engine:
             for job in list(self.jobs.values()):
                 if job.dirty:
                     await self._flush(job)
+
+    async def _governor(self) -> None:
+        """Use as many connections as pay, up to the budget.
+
+        On a fast path (loopback, a LAN) the CPU is the limit and every extra connection
+        only costs: the run starts with ``per_file`` connections (at least ``jobs``). While
+        every allowed connection is busy and each carries less than SLOW_CONNECTION (a
+        per-connection cap, as object storage over a real network has), twice as many are
+        allowed, every GOVERNOR_PERIOD, up to ``connections``.
+        """
+        assert self.sched is not None
+        sched = self.sched
+        budget = self.cfg.connections
+        if not self.cfg.adaptive:
+            return
+        sched.soft_cap = min(budget, max(self.cfg.per_file, self.cfg.jobs))
+        last = self.stats.bytes_fetched
+        while sched.soft_cap < budget:
+            await asyncio.sleep(GOVERNOR_PERIOD)
+            fetched, last = self.stats.bytes_fetched - last, self.stats.bytes_fetched
+            per_connection = fetched / GOVERNOR_PERIOD / max(1, sched.busy)
+            if sched.busy >= sched.soft_cap and per_connection < SLOW_CONNECTION:
+                sched.soft_cap = min(budget, sched.soft_cap * 2)
+                log.debug(
+                    "%.1f MiB/s per connection: allowing %d connections",
+                    per_connection / 2**20,
+                    sched.soft_cap,
+                )
+                await self._notify()
 
     async def _ticker(self) -> None:
         tick = getattr(self.reporter, "tick", None)

@@ -73,6 +73,9 @@ class Scheduler:
         self.files = sorted(files, key=lambda f: -f.size_hint)
         self.limits = limits
         self.busy = 0
+        # How many connections may be busy now (<= limits.connections); the engine raises
+        # it while every connection is busy and each is slow (see Engine._governor).
+        self.soft_cap = limits.connections
 
     def _open_files(self) -> list[PlanFile]:
         return [
@@ -85,11 +88,11 @@ class Scheduler:
     def _cap(self, f: PlanFile, anything_else_queued: bool) -> int:
         if f.sequential:
             return 1
-        return self.limits.per_file if anything_else_queued else self.limits.connections
+        return self.limits.per_file if anything_else_queued else self.soft_cap
 
     def next(self) -> Slot | None:
         """A range for an idle connection, or None when there is nothing to do now."""
-        if self.busy >= self.limits.connections:
+        if self.busy >= min(self.soft_cap, self.limits.connections):
             return None
         open_files = self._open_files()
         queued = [f for f in open_files if f.state is FileState.ACTIVE and f.pending]
@@ -129,7 +132,7 @@ class Scheduler:
         for f in self._open_files():
             if f.state is not FileState.ACTIVE or f.sequential:
                 continue
-            if len(f.slots) >= self.limits.connections:
+            if len(f.slots) >= self.soft_cap:
                 continue
             for s in f.slots:
                 if (

@@ -681,3 +681,18 @@ async def test_a_clock_far_off_the_api_is_corrected_for_signing(
     assert_exact(sim, MYSQL_FULL, tmp_path)
     assert sim.stats.backup_files_calls == 2  # the refused one, and the corrected one
     assert report.resolutions == 0
+
+
+async def test_connections_are_added_while_each_one_is_slow(sim: Simulator, tmp_path: Path) -> None:
+    """Starts with per_file connections; when every one is busy and capped (as over a real
+    network), the engine allows more, up to the budget."""
+    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    sim.faults.throttle_bps = 128 * KIB
+    report = await run(
+        sim, MYSQL_FULL, tmp_path, selection=Selection(include=(big.name,)), jobs=1,
+        per_file=2, connections=8, chunk_size=128 * KIB,
+    )  # fmt: skip
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path, [big.name])
+    assert sim.stats.object_max_concurrent > 2
+    assert sim.stats.object_max_concurrent <= 8
