@@ -32,6 +32,9 @@ class FileState(Enum):
     FAILED = "failed"
 
 
+_CLOSED = (FileState.DONE, FileState.FAILED)
+
+
 @dataclass(eq=False, slots=True)
 class Slot:
     """One range being fetched: bytes ``[pos, end)`` remain; ``end`` may shrink by a split."""
@@ -76,14 +79,14 @@ class Scheduler:
         # How many connections may be busy now (<= limits.connections); the engine raises
         # it while every connection is busy and each is slow (see Engine._governor).
         self.soft_cap = limits.connections
+        # Kept apart so that each decision looks at the few open files, not at every file
+        # of a backup (decisions run each time a range ends, on every idle connection).
+        self._waiting: deque[PlanFile] = deque(self.files)
+        self._open: list[PlanFile] = []
 
     def _open_files(self) -> list[PlanFile]:
-        return [
-            f
-            for f in self.files
-            if f.state
-            in (FileState.PROBING, FileState.ACTIVE, FileState.DRAINING, FileState.FINISHING)
-        ]
+        self._open = [f for f in self._open if f.state not in _CLOSED]
+        return [f for f in self._open if f.state is not FileState.WAITING]
 
     def _cap(self, f: PlanFile, anything_else_queued: bool) -> int:
         if f.sequential:
@@ -96,7 +99,7 @@ class Scheduler:
             return None
         open_files = self._open_files()
         queued = [f for f in open_files if f.state is FileState.ACTIVE and f.pending]
-        waiting = [f for f in self.files if f.state is FileState.WAITING]
+        waiting = self._waiting
         # 1. queued ranges of open files, least-served file first
         for f in sorted(queued, key=lambda f: len(f.slots)):
             others = any(g is not f for g in queued) or bool(waiting)
@@ -121,11 +124,21 @@ class Scheduler:
         return slot
 
     def _probe(self, f: PlanFile) -> Slot:
+        self._opened(f)
         f.state = FileState.PROBING
         return self._slot(f, 0, None, probe=True)
 
+    def _opened(self, f: PlanFile) -> None:
+        if f in self._waiting:
+            self._waiting.remove(f)
+        if f not in self._open:
+            self._open.append(f)
+
     def reprobe(self, f: PlanFile) -> None:
+        """The file starts over (its object changed): it is probed again, first."""
         f.state = FileState.WAITING
+        if f not in self._waiting:
+            self._waiting.appendleft(f)
 
     def _split(self) -> Slot | None:
         best: Slot | None = None
@@ -165,6 +178,7 @@ class Scheduler:
             f.pending.appendleft((slot.pos, slot.end))
 
     def plan(self, f: PlanFile, missing: list[tuple[int, int]]) -> None:
+        self._opened(f)  # a resumed file is planned without a probe
         f.pending = deque(missing)
         f.state = FileState.ACTIVE
 
@@ -172,4 +186,4 @@ class Scheduler:
         return self.busy == 0
 
     def finished(self) -> bool:
-        return all(f.state in (FileState.DONE, FileState.FAILED) for f in self.files)
+        return not self._waiting and all(f.state in _CLOSED for f in self._open)
