@@ -558,3 +558,74 @@ def test_demo_command_runs(tmp_path: Path) -> None:
     assert "byte-exact" in result.stderr
     assert (tmp_path / "demo" / MANIFEST_NAME).exists()
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_links_file_from_stdin(server: Simulator, tmp_path: Path) -> None:
+    """A backup-files answer saved from the API (or the console, or Huawei's CLI), piped
+    in: downloaded without any API call, and the run says its links cannot be renewed."""
+    # The API's own shape, from a signed call, as a user would have saved it.
+    import asyncio
+
+    from downloader.api.auth import AkSkAuth
+    from downloader.api.client import RdsClient
+
+    async def raw() -> dict[str, object]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            client = RdsClient(
+                endpoint=server.endpoint,
+                project_id=server.project_id,
+                auth=AkSkAuth(server.ak, server.sk),
+                session=session,
+            )
+            got = await client.show_backup_files(MYSQL_FULL)
+        return {"bucket": got.bucket, "files": [
+            {"name": f.name, "size": f.size_kb, "download_link": f.download_link,
+             "link_expired_time": f.link_expired_time.strftime("%Y-%m-%dT%H:%M:%S%z")
+             if f.link_expired_time else None, "database_name": f.database_name or ""}
+            for f in got.files]}  # fmt: skip
+
+    saved = json.dumps(asyncio.run(raw()))
+    calls = server.stats.api_calls
+    result = subprocess.run(
+        [sys.executable, "-m", "downloader", "download", MYSQL_FULL, "-o", str(tmp_path),
+         "--links-file", "-"],
+        input=saved, env=env_for(server, HUAWEICLOUD_SDK_SK="", HUAWEICLOUD_SDK_AK=""),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "cannot be renewed" in result.stderr
+    assert server.stats.api_calls == calls  # no API call, no credentials needed
+    assert_exact(server, MYSQL_FULL, tmp_path)
+
+
+def test_simulate_command_serves_until_interrupted(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "downloader", "simulate", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        endpoint = None
+        deadline = time.monotonic() + 20
+        while endpoint is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            m = re.search(r"endpoint:\s+(http://\S+)", line)
+            if m:
+                endpoint = m.group(1)
+        assert endpoint, "simulate printed no endpoint"
+        sim = Simulator()  # only for its (fixed, public) demo credentials
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **sim.env(),
+               "RDS_BACKUP_ENDPOINT": endpoint}  # fmt: skip
+        files = subprocess.run(
+            [sys.executable, "-m", "downloader", "files", SQLSERVER_DB, "--json"],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert files.returncode == 0, files.stderr
+        assert len(json.loads(files.stdout)["files"]) == 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
