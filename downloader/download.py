@@ -187,11 +187,12 @@ async def run_download(
             outcomes = await engine.run()
         manifest_path = None
         if all(o.ok for o in outcomes):
-            selected = {f.name for f in files} | _names_in_place(layout, journal, config)
+            selected = {f.name for f in files}
             records = [
                 r
                 for r in journal.completed()
-                if r.backup_id == config.backup_id and r.name in selected
+                if r.backup_id == config.backup_id
+                and (r.name in selected or _in_place(layout, r.name, r.size))
             ]
             manifest = build_manifest(
                 backup_id=config.backup_id,
@@ -220,20 +221,14 @@ async def run_download(
         lock.release()
 
 
-def _names_in_place(layout: storage.Layout, journal: Journal, config: EngineConfig) -> set[str]:
-    """Files of this backup finished by earlier runs (say, another --database) and still
-    in place: the manifest keeps listing them."""
-    out = set()
-    for rec in journal.completed():
-        if rec.backup_id != config.backup_id:
-            continue
-        try:
-            path = layout.final(rec.name)
-        except UsageError:
-            continue
-        if path.is_file() and path.stat().st_size == rec.size:
-            out.add(rec.name)
-    return out
+def _in_place(layout: storage.Layout, name: str, size: int | None) -> bool:
+    """A file of this backup finished by an earlier run (say, for another --database) and
+    still in place: the manifest keeps listing it."""
+    try:
+        path = layout.final(name)
+    except UsageError:
+        return False
+    return path.is_file() and path.stat().st_size == size
 
 
 def _links_file_warnings(files: Sequence[BackupFile], resolver: LinkResolver) -> list[str]:

@@ -696,3 +696,21 @@ async def test_connections_are_added_while_each_one_is_slow(sim: Simulator, tmp_
     assert_exact(sim, MYSQL_FULL, tmp_path, [big.name])
     assert sim.stats.object_max_concurrent > 2
     assert sim.stats.object_max_concurrent <= 8
+
+
+async def test_manifest_keeps_files_of_earlier_selections(sim: Simulator, tmp_path: Path) -> None:
+    """One database today, another tomorrow, into the same folder: the manifest lists both,
+    as long as the first one's file is still in place."""
+    await run(sim, SQLSERVER_DB, tmp_path, selection=Selection(databases=("sales",)))
+    await run(sim, SQLSERVER_DB, tmp_path, selection=Selection(databases=("hr",)))
+    listed = {
+        e["database_name"] for e in json.loads((tmp_path / MANIFEST_NAME).read_text())["files"]
+    }
+    assert listed == {"sales", "hr"}
+    sales = next(f for f in sim.backups[SQLSERVER_DB].files if f.database_name == "sales")
+    (tmp_path / sales.name).unlink()
+    await run(sim, SQLSERVER_DB, tmp_path, selection=Selection(databases=("hr",)))
+    listed = {
+        e["database_name"] for e in json.loads((tmp_path / MANIFEST_NAME).read_text())["files"]
+    }
+    assert listed == {"hr"}
