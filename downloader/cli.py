@@ -499,7 +499,6 @@ def download(
             from downloader.api.parse import load_links_file
 
             listing = load_links_file(links_file)
-            fetch = None
             bid = backup_id or "links-file"
             log.info(
                 "using saved links from %s; links cannot be renewed",
