@@ -120,6 +120,11 @@ async def listing_of(sim: Simulator, backup_id: str, *, ssl: bool | None = None)
         return await client.show_backup_files(backup_id)
 
 
+def biggest(sim: Simulator, backup_id: str = MYSQL_FULL) -> SimFile:
+    """The largest file of a backup: the one worth fetching in several ranges."""
+    return max(sim.backups[backup_id].files, key=lambda f: f.size)
+
+
 def folder_entries(out: Path) -> set[str]:
     return {p.name for p in out.iterdir()}
 
@@ -156,7 +161,7 @@ async def test_rerun_after_success_transfers_nothing(sim: Simulator, tmp_path: P
 
 
 async def test_two_ranges_of_one_file_in_flight(sim: Simulator, tmp_path: Path) -> None:
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.throttle_bps = 4 * MIB
     report = await run(
         sim,
@@ -237,7 +242,7 @@ async def test_server_ignoring_range_falls_back_to_one_stream(
 async def test_content_change_mid_download_restarts_the_file(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.change_after_bytes = 1 * MIB
     sim.faults.fault_files = {big.name}
     report = await run(
@@ -251,7 +256,7 @@ async def test_content_change_mid_download_restarts_the_file(
 
 
 async def test_object_that_keeps_changing_fails_clearly(sim: Simulator, tmp_path: Path) -> None:
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.throttle_bps = 4 * MIB
     sim.faults.fault_files = {big.name}
 
@@ -307,7 +312,7 @@ async def test_multipart_etag_is_not_taken_for_an_md5(sim: Simulator, tmp_path: 
 
 async def test_md5_mismatch_on_a_plain_etag_fails(sim: Simulator, tmp_path: Path) -> None:
     """A byte flipped in transit: sizes agree, but the MD5 does not match the ETag."""
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.corrupt_at = big.size // 2
     sim.faults.fault_files = {big.name}
     # In ranges: no answer is the whole object, so no CRC-64 comes along; the MD5 decides.
@@ -420,7 +425,7 @@ async def test_second_run_on_a_locked_folder(sim: Simulator, tmp_path: Path) -> 
 
 
 async def test_short_lived_links_outlive_a_slow_download(sim: Simulator, tmp_path: Path) -> None:
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.link_lifetime = 1.0
     sim.faults.throttle_bps = 512 * KIB  # 2 connections: ~3 s, several link lifetimes
     loop = asyncio.get_running_loop()
@@ -445,7 +450,7 @@ async def test_short_lived_links_outlive_a_slow_download(sim: Simulator, tmp_pat
 
 
 async def test_links_that_die_early_are_renewed_after_403(sim: Simulator, tmp_path: Path) -> None:
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.link_lifetime = 600
     # Links say ten minutes but die after 1.5 s (Expires has whole seconds: 0.5-1.5 s).
     sim.faults.link_true_lifetime = 1.5
@@ -469,7 +474,7 @@ async def test_skewed_server_clock(sim: Simulator, tmp_path: Path) -> None:
     """The server's clock is ten minutes behind ours (APIG refuses more than 15): without
     skew correction every link would look long expired (a re-resolution before every
     request)."""
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.server_clock_offset = -600
     sim.faults.link_lifetime = 30
     report = await run(
@@ -599,7 +604,7 @@ async def test_file_fully_on_disk_but_not_in_place_is_finished_on_rerun(
 ) -> None:
     """The move into place failed (a folder squats the final name): every byte is on disk
     and journaled. Once the obstacle is gone, the rerun only has to finish the file."""
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     (tmp_path / big.name).mkdir()
     (tmp_path / big.name / "x").write_text("x")
     report = await run(sim, MYSQL_FULL, tmp_path)
@@ -619,7 +624,7 @@ async def test_ranges_queued_behind_a_one_stream_fallback_do_not_spin(
 ) -> None:
     """Ranges wait out 503s while the server starts ignoring Range: the one stream covers
     them, and the file must finish instead of re-queueing ranges already on disk."""
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.throttle_bps = 400 * KIB
 
     async def flip() -> None:
@@ -686,7 +691,7 @@ async def test_a_clock_far_off_the_api_is_corrected_for_signing(
 async def test_connections_are_added_while_each_one_is_slow(sim: Simulator, tmp_path: Path) -> None:
     """Starts with per_file connections; when every one is busy and capped (as over a real
     network), the engine allows more, up to the budget."""
-    big = max(sim.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    big = biggest(sim)
     sim.faults.throttle_bps = 128 * KIB
     report = await run(
         sim, MYSQL_FULL, tmp_path, selection=Selection(include=(big.name,)), jobs=1,
