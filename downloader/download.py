@@ -108,6 +108,7 @@ class RunReport:
                     "database_name": o.database_name,
                     "result": "skipped" if o.skipped else ("ok" if o.ok else "failed"),
                     "size": o.size,
+                    "crc64": o.crc64,
                     "sha256": o.sha256,
                     "md5": o.md5,
                     "etag": o.etag,

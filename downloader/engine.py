@@ -29,10 +29,10 @@ from typing import Any
 
 import aiofiles
 import aiohttp
-from fastcrc.crc64 import xz as crc64_xz
 from yarl import URL
 
 from downloader import storage
+from downloader.digest import Crc64, Piece, PieceLog
 from downloader.errors import (
     FileGoneError,
     LinkRefusedError,
@@ -83,6 +83,7 @@ class EngineConfig:
     limit_rate: int | None = None
     preallocate: bool = True
     check_md5: bool = True
+    sha256: bool = False  # also record SHA-256 (read back: it does not combine like CRC-64)
     adaptive: bool = True  # start with fewer connections, add them while each is slow
 
 
@@ -95,6 +96,7 @@ class FileOutcome:
     size: int | None = None
     sha256: str | None = None
     md5: str | None = None
+    crc64: int | None = None
     etag: str | None = None
     last_modified: str | None = None
     seconds: float = 0.0
@@ -128,6 +130,7 @@ class FileJob:
     sha256: Any = None
     md5: Any = None
     crc64: Any = None
+    pieces: PieceLog | None = None  # CRC-64 of what this run wrote, when CRC-64 is all
     hashed: int = 0
     hash_error: str | None = None
     hash_wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -225,6 +228,7 @@ class Engine:
             size=rec.size,
             sha256=rec.sha256,
             md5=rec.md5,
+            crc64=rec.crc64,
             etag=rec.etag,
             last_modified=rec.last_modified,
         )
@@ -233,21 +237,28 @@ class Engine:
     def _adopt(self, bf: BackupFile, rec: FileRecord, final: Path) -> bool:
         """An earlier run moved the file into place but stopped before recording it: hash
         what is there (this one time a second read is needed) and record it."""
-        sha = hashlib.sha256()
+        sha = hashlib.sha256() if self.cfg.sha256 else None
         md5 = _md5() if (self.cfg.check_md5 and is_plain_md5_etag(rec.etag)) else None
+        crc = Crc64()
         with open(final, "rb") as fh:
             while block := fh.read(HASH_SPAN):
-                sha.update(block)
-                if md5 is not None:
-                    md5.update(block)
-        if md5 is not None and rec.etag and md5.hexdigest() != rec.etag.strip('"').lower():
+                crc.update(block)
+                for h in (sha, md5):
+                    if h is not None:
+                        h.update(block)
+        crc_differs = rec.crc64 is not None and crc.value != rec.crc64
+        md5_differs = (
+            md5 is not None and rec.etag and md5.hexdigest() != rec.etag.strip('"').lower()
+        )
+        if crc_differs or md5_differs:
             log.warning("%s: file in place does not match its object; fetching again", bf.name)
             os.unlink(final)
             self.journal.remove(bf.name)
             return False
         rec.complete = True
-        rec.sha256 = sha.hexdigest()
+        rec.sha256 = sha.hexdigest() if sha is not None else None
         rec.md5 = md5.hexdigest() if md5 is not None else None
+        rec.crc64 = crc.value
         rec.finished_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.journal.save(rec)
         self._skip(bf, rec)
@@ -587,6 +598,7 @@ class Engine:
         buf = bytearray(WRITE_SIZE + READ_SIZE)
         view = memoryview(buf)
         buffered = 0
+        piece: Piece | None = None
         read = resp.content.read
         clock = asyncio.get_running_loop().time
         last_write = clock()
@@ -620,7 +632,7 @@ class Engine:
                     if buffered >= WRITE_SIZE or stop or clock() - last_write >= WRITE_AGE:
                         if self._stale(job, slot):
                             return
-                        await self._write(job, fh, pos, view[:buffered])
+                        piece = await self._write(job, fh, pos, view[:buffered], piece)
                         pos += buffered
                         slot.pos = pos
                         buffered = 0
@@ -630,22 +642,30 @@ class Engine:
             except (aiohttp.ClientError, TimeoutError, ConnectionError):
                 # The bytes that did arrive are good: keep them, refetch only the rest.
                 if buffered and not self._stale(job, slot):
-                    await self._write(job, fh, pos, view[:buffered])
+                    await self._write(job, fh, pos, view[:buffered], piece)
                     slot.pos = pos + buffered
                 raise
             if buffered and not self._stale(job, slot):
-                await self._write(job, fh, pos, view[:buffered])
+                await self._write(job, fh, pos, view[:buffered], piece)
                 slot.pos = pos + buffered
 
-    async def _write(self, job: FileJob, fh: Any, pos: int, data: memoryview) -> None:
+    async def _write(
+        self, job: FileJob, fh: Any, pos: int, data: memoryview, piece: Piece | None
+    ) -> Piece | None:
+        """Write ``data`` at ``pos`` (the handle is already there); returns the CRC piece
+        the bytes went into, for the caller's next write."""
         n = len(data)
+        rest = data
         try:
-            while data:
-                written = await fh.write(data)
-                data = data[written:]
+            while rest:
+                written = await fh.write(rest)
+                rest = rest[written:]
         except OSError as exc:
             need = (job.plan.size or 0) - job.done.covered()
             raise storage.disk_error(exc, job.name, need) from exc
+        if job.pieces is not None:
+            # The bytes are still in the CPU's cache: checksumming them here is nearly free.
+            piece = job.pieces.wrote(piece, pos, data)
         before = job.done.covered()
         job.done.add(pos, pos + n)
         new = job.done.covered() - before  # a split's overlap is not counted twice
@@ -656,6 +676,7 @@ class Engine:
             self._flush_now.set()
         self.reporter.advance(job.name, new)
         job.hash_wake.set()
+        return piece
 
     # ------------------------------------------------------------------ hashing
 
@@ -663,9 +684,10 @@ class Engine:
         assert self._tg is not None
         if job.hash_task is not None:
             job.hash_task.cancel()
-        job.sha256 = hashlib.sha256()
+        job.sha256 = hashlib.sha256() if self.cfg.sha256 else None
         job.crc64 = Crc64()
         job.md5 = _md5() if (self.cfg.check_md5 and is_plain_md5_etag(job.etag)) else None
+        job.pieces = PieceLog() if job.sha256 is None and job.md5 is None else None
         job.hashed = 0
         job.hash_wake = asyncio.Event()
         job.hash_wake.set()
@@ -686,7 +708,18 @@ class Engine:
                     if fd is None:
                         fd = os.open(job.part, os.O_RDONLY)
                     while job.hashed < target and job.plan.epoch == epoch:
-                        n = min(HASH_SPAN, target - job.hashed)
+                        limit = target
+                        if job.pieces is not None:
+                            piece = job.pieces.take(job.hashed)
+                            if piece is not None:
+                                job.crc64.append(piece.crc, piece.end - piece.start)
+                                job.hashed = piece.end
+                                continue
+                            # Bytes no piece describes: read them back, up to the next piece.
+                            nearest = job.pieces.next_start(job.hashed)
+                            if nearest is not None:
+                                limit = min(limit, nearest)
+                        n = min(HASH_SPAN, limit - job.hashed)
                         got = await loop.run_in_executor(
                             None, _hash_span, fd, job.hashed, n, hashers
                         )
@@ -816,6 +849,7 @@ class Engine:
             size=job.plan.size,
             sha256=job.record.sha256,
             md5=job.record.md5,
+            crc64=job.record.crc64 if job.record.complete else None,
             etag=job.record.etag,
             last_modified=job.record.last_modified,
             seconds=secs,
@@ -840,7 +874,7 @@ class Engine:
                         file=job.name,
                     )
                 await self._cond.wait()
-        sha = job.sha256.hexdigest()
+        sha = job.sha256.hexdigest() if job.sha256 is not None else None
         md5 = job.md5.hexdigest() if job.md5 is not None else None
         expected_crc = job.record.crc64
         if expected_crc is not None and job.crc64.value != expected_crc:
@@ -874,7 +908,7 @@ class Engine:
             job.hash_task.cancel()
         self.reporter.file_finished(job.name, ok=True)
         self._outcome(job, ok=True)
-        log.debug("%s: complete, %d bytes, sha256 %s", job.name, size, sha)
+        log.debug("%s: complete, %d bytes, crc64 %d", job.name, size, job.crc64.value)
 
     # ------------------------------------------------------------------ journal & ticks
 
@@ -989,17 +1023,3 @@ def _tls_error(name: str, url: str, exc: aiohttp.ClientSSLError) -> TransferErro
         "links only (logged)",
         file=name,
     )
-
-
-class Crc64:
-    """CRC-64/XZ (ECMA-182 polynomial, reflected, all-ones init and final XOR): what OBS
-    reports as ``x-obs-checksum-crc64ecma`` (esdk-obs-python's ``Crc64``: crcmod with poly
-    0x142F0E1EBA9EA3693, rev=True, xorOut=~0). fastcrc computes it at memory speed."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = crc64_xz(b"")
-
-    def update(self, data: bytes) -> None:
-        self.value = crc64_xz(data, self.value)

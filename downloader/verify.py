@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from downloader import __version__, storage
+from downloader.digest import Crc64
 from downloader.errors import UsageError
 from downloader.journal import FileRecord
 
@@ -85,7 +86,8 @@ class Check:
 def verify_folder(
     folder: Path, *, progress: Callable[[str, int], None] | None = None
 ) -> tuple[dict[str, Any], list[Check]]:
-    """Re-read every file the manifest lists and compare size, SHA-256 and MD5."""
+    """Re-read every file the manifest lists and compare its size and every checksum the
+    manifest records (CRC-64; SHA-256 and MD5 where present)."""
     layout = storage.Layout(folder)
     manifest = load_manifest(layout.manifest)
     checks = []
@@ -112,17 +114,27 @@ def _check_file(
         return Check(name, False, "missing")
     if size != entry.get("size"):
         return Check(name, False, f"size {size}, manifest says {entry.get('size')}")
-    sha = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False) if entry.get("md5") else None
+    want_crc = entry.get("crc64")
+    want_sha = entry.get("sha256")
+    want_md5 = entry.get("md5")
+    if not any(isinstance(w, (int, str)) for w in (want_crc, want_sha, want_md5)):
+        return Check(name, False, "the manifest records no checksum for this file")
+    crc = Crc64()
+    sha = hashlib.sha256() if want_sha else None
+    md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
     with open(path, "rb") as fh:
         while block := fh.read(4 * 1024 * 1024):
-            sha.update(block)
-            if md5 is not None:
-                md5.update(block)
+            crc.update(block)
+            for h in (sha, md5):
+                if h is not None:
+                    h.update(block)
             if progress is not None:
                 progress(name, len(block))
-    if sha.hexdigest() != entry.get("sha256"):
-        return Check(name, False, "SHA-256 mismatch: the file changed since it was downloaded")
-    if md5 is not None and md5.hexdigest() != entry.get("md5"):
-        return Check(name, False, "MD5 mismatch")
+    changed = "mismatch: the file changed since it was downloaded"
+    if want_crc is not None and crc.value != want_crc:
+        return Check(name, False, f"CRC-64 {changed}")
+    if sha is not None and sha.hexdigest() != want_sha:
+        return Check(name, False, f"SHA-256 {changed}")
+    if md5 is not None and md5.hexdigest() != want_md5:
+        return Check(name, False, f"MD5 {changed}")
     return Check(name, True, "ok")

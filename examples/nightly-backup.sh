@@ -8,7 +8,7 @@
 #      after the backup's end time and id: <root>/<YYYYmmddTHHMMSSZ>_<backup-id>. The same
 #      backup always lands in the same folder, so a re-run resumes (or finds it done) instead
 #      of downloading it twice;
-#   4. downloads it (resumable; `rds-backup download` checks sizes, SHA-256 and MD5 and
+#   4. downloads it (resumable; `rds-backup download` checks sizes, CRC-64 and MD5 and
 #      writes rds-backup-manifest.json only when every file is complete);
 #   5. only after that succeeded: keeps the newest NIGHTLY_KEEP folders that hold a manifest
 #      and deletes older ones. Folders without a manifest (interrupted or failed runs) are

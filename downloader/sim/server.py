@@ -156,6 +156,10 @@ class Simulator:
         """Hex SHA-256 of the current content, computed streaming and cached per version."""
         return self.store.digests(backup_id, name).sha256
 
+    def expected_crc64(self, backup_id: str, name: str) -> int:
+        """CRC-64/XZ of the current content (what ``x-obs-checksum-crc64ecma`` reports)."""
+        return self.store.digests(backup_id, name).crc64
+
     def expected_md5(self, backup_id: str, name: str) -> str:
         """Hex MD5 of the current content (equals the ETag unless the file is multipart)."""
         return self.store.digests(backup_id, name).md5

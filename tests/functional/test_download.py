@@ -94,6 +94,16 @@ def assert_exact(sim: Simulator, backup_id: str, out: Path, names: list[str] | N
         path = out / f.name
         assert path.read_bytes() == sim.expected_bytes(backup_id, f.name), f.name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f.name
+    assert_manifest_checksums(sim, backup_id, out)
+
+
+def assert_manifest_checksums(sim: Simulator, backup_id: str, out: Path) -> None:
+    """Where a manifest was written, every CRC-64 it records is the object's own (whether it
+    was folded from pieces written in this run or read back)."""
+    if not (out / MANIFEST_NAME).exists():
+        return
+    for entry in json.loads((out / MANIFEST_NAME).read_text())["files"]:
+        assert entry["crc64"] == sim.expected_crc64(backup_id, entry["name"]), entry["name"]
 
 
 def one_backup(backup_id: str, files: list[SimFile], engine: str = "MySQL") -> SimBackup:
@@ -142,10 +152,20 @@ async def test_full_backup_is_byte_exact_with_manifest(sim: Simulator, tmp_path:
     by_name = {e["name"]: e for e in manifest["files"]}
     assert set(by_name) == names
     for f in sim.backups[MYSQL_FULL].files:
-        assert by_name[f.name]["sha256"] == sim.expected_sha256(MYSQL_FULL, f.name)
+        assert by_name[f.name]["crc64"] == sim.expected_crc64(MYSQL_FULL, f.name)
+        assert by_name[f.name]["sha256"] is None  # only with --sha256
         assert by_name[f.name]["size"] == f.size
     assert any(f.size == 0 for f in sim.backups[MYSQL_FULL].files)
     assert sim.stats.forbidden_header_requests == 0
+
+
+async def test_sha256_is_recorded_when_asked(sim: Simulator, tmp_path: Path) -> None:
+    report = await run(sim, MYSQL_FULL, tmp_path, sha256=True, per_file=4, chunk_size=256 * KIB)
+    assert report.exit_code == 0
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    for entry in manifest["files"]:
+        assert entry["sha256"] == sim.expected_sha256(MYSQL_FULL, entry["name"])
+        assert entry["crc64"] == sim.expected_crc64(MYSQL_FULL, entry["name"])
 
 
 async def test_rerun_after_success_transfers_nothing(sim: Simulator, tmp_path: Path) -> None:
