@@ -59,17 +59,20 @@ class Crc64:
     what OBS reports as ``x-obs-checksum-crc64ecma`` (esdk-obs-python's ``Crc64``: crcmod
     with poly 0x142F0E1EBA9EA3693, rev=True, xorOut=~0)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("length", "value")
 
     def __init__(self) -> None:
         self.value = 0
+        self.length = 0
 
     def update(self, data: Any) -> None:
         self.value = _crc64_xz(data, self.value)
+        self.length += len(data)
 
     def append(self, crc: int, length: int) -> None:
         """Extend by ``length`` bytes whose own CRC is ``crc``."""
-        self.value = crc64_combine(self.value, crc, length)
+        self.value = crc if self.length == 0 else crc64_combine(self.value, crc, length)
+        self.length += length
 
 
 class Piece:

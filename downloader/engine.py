@@ -358,7 +358,10 @@ class Engine:
                 self._fail(job, storage.disk_error(exc, job.name))
             finally:
                 sched.release(slot)
-            await self._settle(job)
+            if not job.plan.slots and self._tg is not None:
+                # Verifying and moving a finished file into place waits on fsync: done
+                # aside, so this connection goes straight on to its next range.
+                self._tg.create_task(self._settle_and_notify(job))
             await self._notify()
             await asyncio.sleep(0)  # never hog the loop, whatever the slot did
 

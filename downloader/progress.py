@@ -27,10 +27,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
-# tqdm ships no type information; types-tqdm is used when installed.
-from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+if TYPE_CHECKING:
+    # tqdm ships no type information; types-tqdm is used when installed.
+    from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
 from .redact import REDACTOR
 
@@ -365,6 +366,13 @@ def _log(level: int, event: str, message: str, fields: Mapping[str, object]) -> 
 # --------------------------------------------------------------------------- terminal
 
 
+def _tqdm() -> type[tqdm[Any]]:
+    """tqdm, imported on first use: runs without a terminal (cron) never pay for it."""
+    from tqdm import tqdm
+
+    return tqdm  # type: ignore[no-any-return,unused-ignore]
+
+
 class TqdmLoggingHandler(logging.Handler):
     """A logging handler that writes through ``tqdm.write`` so lines never land inside a bar.
 
@@ -379,7 +387,7 @@ class TqdmLoggingHandler(logging.Handler):
         try:
             msg = self.format(record)
             stream = self.stream if self.stream is not None else sys.stderr
-            tqdm.write(msg, file=stream)
+            _tqdm().write(msg, file=stream)
             stream.flush()
         except RecursionError:
             raise
@@ -424,7 +432,7 @@ class TerminalReporter(ReporterBase):
         self._bars: dict[str, tqdm[Any]] = {}
 
     def _new_bar(self, *, desc: str, total: int | None, initial: int, leave: bool) -> tqdm[Any]:
-        return tqdm(
+        return _tqdm()(
             total=total,
             initial=initial,
             desc=desc,
@@ -483,7 +491,7 @@ class TerminalReporter(ReporterBase):
                 break
 
     def _write(self, line: str) -> None:
-        tqdm.write(printable(REDACTOR.redact(line)), file=self.file)
+        _tqdm().write(printable(REDACTOR.redact(line)), file=self.file)
 
     def run_started(
         self, *, backup_id: str, files: Sequence[tuple[str, int | None]], total_bytes: int | None

@@ -105,8 +105,10 @@ class Scheduler:
             others = any(g is not f for g in queued) or bool(waiting)
             if len(f.slots) < self._cap(f, others):
                 return self._take(f)
-        # 2. open another file (its probe)
-        if waiting and len(open_files) < self.limits.jobs:
+        # 2. open another file (its probe); files being verified and moved into place
+        # hold no connection and do not count
+        opened = sum(1 for f in open_files if f.state is not FileState.FINISHING)
+        if waiting and opened < self.limits.jobs:
             return self._probe(waiting[0])
         if waiting:
             return None

@@ -215,6 +215,18 @@ def test_biggest_file_opens_first_and_jobs_limit_open_files() -> None:
     assert sched.next() is None  # two files open, nothing planned yet
 
 
+def test_a_file_being_moved_into_place_leaves_room_for_the_next() -> None:
+    files = [plan("a", 8 * MIB), plan("b", 6 * MIB), plan("c", 4 * MIB)]
+    sched = Scheduler(files, Limits(jobs=2, per_file=4, connections=8))
+    a, b = sched.next(), sched.next()
+    assert a is not None and b is not None and sched.next() is None
+    sched.release(a)
+    a.file.state = FileState.FINISHING  # all bytes on disk: fsync and rename under way
+    c = sched.next()
+    assert c is not None and c.file.name == "c" and c.probe
+    assert not sched.finished()  # the run is not over until "a" is in place
+
+
 def test_per_file_cap_while_others_wait_and_global_budget() -> None:
     a, b = plan("a", 100 * MIB), plan("b", 90 * MIB)
     sched = Scheduler([a, b], Limits(jobs=1, per_file=2, connections=3))
