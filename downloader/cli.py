@@ -338,7 +338,7 @@ def _size(text: str) -> int:
 @click.option(
     "--max-connections",
     type=click.IntRange(1, 256),
-    default=24,
+    default=32,
     show_default=True,
     show_envvar=True,
     help="Global connection budget for the whole run.",

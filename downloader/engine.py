@@ -75,7 +75,7 @@ class EngineConfig:
     backup_id: str
     jobs: int = 8
     per_file: int = 8
-    connections: int = 24
+    connections: int = 32
     chunk_size: int | None = None
     retries: int = 5
     backoff_base: float = 0.5
