@@ -61,7 +61,7 @@ from downloader.transfer import (
 log = logging.getLogger("rds_backup.engine")
 
 READ_SIZE = 256 * 1024
-WRITE_SIZE = 512 * 1024
+WRITE_SIZE = 512 * 1024  # at least READ_SIZE: one read always fits an emptied buffer
 WRITE_AGE = 0.25
 HASH_SPAN = 1024 * 1024
 MAX_RESTARTS = 2
@@ -592,13 +592,13 @@ class Engine:
 
         Memory per connection is bounded by construction: aiohttp buffers at most twice its
         read_bufsize, and this loop copies what it reads into one reusable buffer of
-        WRITE_SIZE + READ_SIZE bytes, written out once it holds WRITE_SIZE (or WRITE_AGE
-        seconds have passed, so a slow link still journals its progress).
+        WRITE_SIZE bytes, written out when it is full, before a read would overflow it, or
+        once WRITE_AGE seconds have passed (so a slow link still journals its progress).
         """
         assert ans.start is not None
         skip = slot.pos - ans.start  # a 200 answer starts at byte 0
         pos = slot.pos
-        buf = bytearray(WRITE_SIZE + READ_SIZE)
+        buf = bytearray(WRITE_SIZE)
         view = memoryview(buf)
         buffered = 0
         piece: Piece | None = None
@@ -625,6 +625,14 @@ class Engine:
                     job.fetched += n - start
                     if self.limiter is not None:
                         await self.limiter.take(n - start)
+                    if buffered + (n - start) > WRITE_SIZE:
+                        if self._stale(job, slot):
+                            return
+                        piece = await self._write(job, fh, pos, view[:buffered], piece)
+                        pos += buffered
+                        slot.pos = pos
+                        buffered = 0
+                        last_write = clock()
                     limit = slot.end
                     stop = False
                     if limit is not None and pos + buffered + (n - start) >= limit:
