@@ -570,8 +570,8 @@ def _vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-def run_measured(argv: Sequence[str], log: Path) -> tuple[float, float, int, int]:
-    """Run ``argv``; return (wall s, user+sys CPU s, peak RSS KiB, exit code).
+def run_measured(argv: Sequence[str], log: Path) -> tuple[float, float, float, int, int]:
+    """Run ``argv``; return (wall s, user+sys CPU s, sys CPU s, peak RSS KiB, exit code).
 
     Linux carries the peak RSS of the forking process into the child's ``ru_maxrss``
     (vfork and exec keep the maximum), so ``ru_maxrss`` can never read below this
@@ -608,7 +608,7 @@ def run_measured(argv: Sequence[str], log: Path) -> tuple[float, float, int, int
     sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
     rss = ru.ru_maxrss if ru.ru_maxrss > floor else hwm
-    return wall, ru.ru_utime + ru.ru_stime, rss, proc.returncode
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_stime, rss, proc.returncode
 
 
 def sha256_file(path: Path) -> str:
@@ -655,7 +655,7 @@ def one_run(
     log.parent.mkdir(exist_ok=True)
     os.sync()
     off = env.nginx.log_offset()
-    wall, cpu, rss, code = run_measured(argv, log)
+    wall, cpu, sys_cpu, rss, code = run_measured(argv, log)
     time.sleep(0.05)  # let nginx log the last requests
     reqs, conns, sent = env.nginx.requests_since(off)
     bad = verify(env, ds, files, out)
@@ -668,8 +668,8 @@ def one_run(
     status = "ok" if res.verified else "FAILED"
     print(
         f"  round {rnd + 1}  {tool.label:<34} {wall:7.2f} s {total / MIB / wall:8.1f} MiB/s "
-        f"cpu {cpu:6.2f} s  rss {rss * KIB / 1e6:6.1f} MB  {reqs} reqs/{conns} conns, "
-        f"server sent {100 * sent / max(1, total):.0f}%  {status}",
+        f"cpu {cpu:6.2f} s (sys {sys_cpu:5.2f})  rss {rss * KIB / 1e6:6.1f} MB  "
+        f"{reqs} reqs/{conns} conns, server sent {100 * sent / max(1, total):.0f}%  {status}",
         flush=True,
     )
     if not res.verified:

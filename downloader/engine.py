@@ -194,14 +194,7 @@ class Engine:
                     self._skip(bf, record)
                     continue
                 record, why = None, "finished earlier, but the file is missing or altered"
-            if (
-                record is not None
-                and record.size is not None
-                and not record.complete
-                and record.done == [(0, record.size)]
-                and final.is_file()
-                and not self.layout.part(bf.name).exists()
-            ):
+            if record is not None and self.journal.moved_into_place(record):
                 if self._adopt(bf, record, final):
                     continue
                 record, why = None, None
@@ -256,6 +249,7 @@ class Engine:
             self.journal.remove(bf.name)
             return False
         rec.complete = True
+        rec.done = [(0, rec.size)] if rec.size else []
         rec.sha256 = sha.hexdigest() if sha is not None else None
         rec.md5 = md5.hexdigest() if md5 is not None else None
         rec.crc64 = crc.value
@@ -677,13 +671,12 @@ class Engine:
         if job.pieces is not None:
             # The bytes are still in the CPU's cache: checksumming them here is nearly free.
             piece = job.pieces.wrote(piece, pos, data)
-        before = job.done.covered()
-        job.done.add(pos, pos + n)
-        new = job.done.covered() - before  # a split's overlap is not counted twice
+        new = job.done.add(pos, pos + n)  # a split's overlap is not counted twice
         job.dirty += new
         # Journal at least once per chunk of new bytes: a kill then costs at most about a
-        # chunk per connection (the bytes in flight), however fast the link.
-        if job.dirty >= min(FLUSH_BYTES, job.chunk):
+        # chunk per connection (the bytes in flight), however fast the link. A file that
+        # is now complete is recorded by its finish instead.
+        if job.dirty >= min(FLUSH_BYTES, job.chunk) and job.done.covered() < (job.plan.size or 0):
             self._flush_now.set()
         self.reporter.advance(job.name, new)
         job.hash_wake.set()
@@ -926,8 +919,10 @@ class Engine:
     async def _flush(self, job: FileJob) -> None:
         """fsync the part file, then record what is on disk (in that order)."""
         async with job.save_lock:
-            if job.plan.size is None or job.plan.state is FileState.DONE or job.record.complete:
+            if job.plan.size is None or job.record.complete:
                 return
+            if job.plan.state in (FileState.DONE, FileState.FINISHING):
+                return  # being verified and moved into place: that writes its record
             if not job.dirty and job.record.done == job.done.intervals():
                 return
             # Snapshot first: every byte it names was written before the fsync below starts.

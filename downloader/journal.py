@@ -157,14 +157,24 @@ class Journal:
             try:
                 on_disk = part.stat().st_size
             except FileNotFoundError:
-                if rec.size is not None and rec.done == [(0, rec.size)]:
-                    final = self.layout.final(name)
-                    if final.is_file() and final.stat().st_size == rec.size:
-                        return rec, None  # stopped right after the move into place
+                if self.moved_into_place(rec):
+                    return rec, None
                 return None, "journal without its part file"
             if on_disk < max(e for _, e in rec.done):
                 return None, "part file shorter than the journal says"
         return rec, None
+
+    def moved_into_place(self, rec: FileRecord) -> bool:
+        """Whether a run stopped between moving this file into place and recording it
+        complete: the part file is gone and a file of the right size has the final name.
+        Only a verified part file is ever renamed to it; the caller hashes it once more."""
+        if rec.complete or rec.size is None or self.layout.part(rec.name).exists():
+            return False
+        final = self.layout.final(rec.name)
+        try:
+            return final.is_file() and final.stat().st_size == rec.size
+        except OSError:
+            return False
 
     def save(self, rec: FileRecord) -> None:
         data = json.dumps(rec.to_json(), separators=(",", ":")).encode()

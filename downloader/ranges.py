@@ -13,16 +13,18 @@ MIB = 1024 * 1024
 class RangeSet:
     """A set of bytes as sorted, disjoint, non-adjacent half-open intervals."""
 
-    __slots__ = ("_iv",)
+    __slots__ = ("_covered", "_iv")
 
     def __init__(self, intervals: Iterable[Interval] = ()) -> None:
         self._iv: list[list[int]] = []
+        self._covered = 0
         for start, end in intervals:
             self.add(start, end)
 
-    def add(self, start: int, end: int) -> None:
+    def add(self, start: int, end: int) -> int:
+        """Add ``[start, end)``; returns how many of its bytes were not in the set yet."""
         if end <= start:
-            return
+            return 0
         iv = self._iv
         # Find the first interval whose end >= start (could merge), then absorb overlaps.
         lo = 0
@@ -35,17 +37,22 @@ class RangeSet:
                 hi = mid
         i = lo
         j = i
+        absorbed = 0
         while j < len(iv) and iv[j][0] <= end:
             start = min(start, iv[j][0])
             end = max(end, iv[j][1])
+            absorbed += iv[j][1] - iv[j][0]
             j += 1
         iv[i:j] = [[start, end]]
+        new = end - start - absorbed
+        self._covered += new
+        return new
 
     def intervals(self) -> list[Interval]:
         return [(s, e) for s, e in self._iv]
 
     def covered(self) -> int:
-        return sum(e - s for s, e in self._iv)
+        return self._covered
 
     def prefix(self) -> int:
         """Length of the contiguous run starting at byte 0."""

@@ -32,6 +32,7 @@ from downloader.errors import (
     UnsafeNameError,
     VerificationError,
 )
+from downloader.journal import Journal
 from downloader.lock import FolderLock
 from downloader.models import FileListing
 from downloader.progress import QuietReporter
@@ -166,6 +167,29 @@ async def test_sha256_is_recorded_when_asked(sim: Simulator, tmp_path: Path) -> 
     for entry in manifest["files"]:
         assert entry["sha256"] == sim.expected_sha256(MYSQL_FULL, entry["name"])
         assert entry["crc64"] == sim.expected_crc64(MYSQL_FULL, entry["name"])
+
+
+async def test_stopped_after_the_move_into_place_is_adopted_not_refetched(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A kill between the rename and the journal's "complete" record: the part file is gone,
+    the file has its final name, the record names only some of its bytes (the last ones
+    were never journaled). The rerun re-hashes the file in place instead of fetching it."""
+    await run(sim, MYSQL_FULL, tmp_path)
+    big = biggest(sim)
+    journal = Journal(Layout(tmp_path))
+    rec, _ = journal.load(MYSQL_FULL, big.name, big.size_kb)
+    assert rec is not None and rec.complete and rec.size == big.size
+    rec.complete = False
+    rec.done = [(0, big.size // 2)]
+    rec.crc64 = None
+    journal.save(rec)
+    (tmp_path / MANIFEST_NAME).unlink()
+    sent = sim.stats.object_bytes_sent
+    report = await run(sim, MYSQL_FULL, tmp_path)
+    assert report.exit_code == 0
+    assert sim.stats.object_bytes_sent == sent
+    assert_exact(sim, MYSQL_FULL, tmp_path)  # the manifest's CRC-64 comes from the re-hash
 
 
 async def test_rerun_after_success_transfers_nothing(sim: Simulator, tmp_path: Path) -> None:
