@@ -135,6 +135,7 @@ class FileJob:
     hash_error: str | None = None
     hash_wake: asyncio.Event = field(default_factory=asyncio.Event)
     hash_task: asyncio.Task[None] | None = None
+    hash_settled: asyncio.Event = field(default_factory=asyncio.Event)  # whole, or failed
     dirty: int = 0
     save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one journal write at a time
     started: float | None = None
@@ -328,8 +329,15 @@ class Engine:
         await self._notify()
 
     async def _notify(self) -> None:
+        """Wake as many idle workers as may find a range now (all of them once the run is
+        over): waking every worker on each change costs more than the work itself when
+        most of the budget sits idle."""
         async with self._cond:
-            self._cond.notify_all()
+            sched = self.sched
+            if sched is None or sched.finished():
+                self._cond.notify_all()
+            else:
+                self._cond.notify(min(sched.soft_cap, self.cfg.connections) - sched.busy)
 
     async def _worker(self) -> None:
         assert self.sched is not None
@@ -679,7 +687,8 @@ class Engine:
         if job.dirty >= min(FLUSH_BYTES, job.chunk) and job.done.covered() < (job.plan.size or 0):
             self._flush_now.set()
         self.reporter.advance(job.name, new)
-        job.hash_wake.set()
+        if job.pieces is None:
+            job.hash_wake.set()  # read back what is now contiguous (pieces wait for the end)
         return piece
 
     # ------------------------------------------------------------------ hashing
@@ -695,6 +704,7 @@ class Engine:
         job.hashed = 0
         job.hash_wake = asyncio.Event()
         job.hash_wake.set()
+        job.hash_settled = asyncio.Event()
         job.hash_task = self._tg.create_task(self._hasher(job, job.plan.epoch))
 
     async def _hasher(self, job: FileJob, epoch: int) -> None:
@@ -709,8 +719,6 @@ class Engine:
                     continue
                 hashers = [h for h in (job.sha256, job.md5, job.crc64) if h is not None]
                 try:
-                    if fd is None:
-                        fd = os.open(job.part, os.O_RDONLY)
                     while job.hashed < target and job.plan.epoch == epoch:
                         limit = target
                         if job.pieces is not None:
@@ -724,6 +732,8 @@ class Engine:
                             if nearest is not None:
                                 limit = min(limit, nearest)
                         n = min(HASH_SPAN, limit - job.hashed)
+                        if fd is None:
+                            fd = os.open(job.part, os.O_RDONLY)
                         got = await loop.run_in_executor(
                             None, _hash_span, fd, job.hashed, n, hashers
                         )
@@ -734,15 +744,13 @@ class Engine:
                     # Not raised into the TaskGroup (that would end the whole run): the
                     # file's finalize sees the hasher gone and fails this file only.
                     job.hash_error = f"{exc.strerror or exc}"
-                    async with self._cond:
-                        self._cond.notify_all()
                     return
                 if job.plan.size is not None and job.hashed >= job.plan.size:
-                    async with self._cond:
-                        self._cond.notify_all()
+                    job.hash_settled.set()
         finally:
             if fd is not None:
                 os.close(fd)
+            job.hash_settled.set()  # ended (failed, cancelled): finalize must not wait on
 
     # ------------------------------------------------------------------ file state changes
 
@@ -869,15 +877,16 @@ class Engine:
             storage.create_part(job.part)
             storage.truncate(job.part, 0)
         job.hash_wake.set()
-        async with self._cond:
-            while job.hashed < size:
-                if job.hash_task is None or job.hash_task.done():
-                    raise StorageError(
-                        f"{job.name}: could not read the part file back to hash it "
-                        f"({job.hash_error or 'hasher stopped'})",
-                        file=job.name,
-                    )
-                await self._cond.wait()
+        settled = job.hash_settled
+        while job.hashed < size:
+            if job.hash_task is None or job.hash_task.done():
+                raise StorageError(
+                    f"{job.name}: could not read the part file back to hash it "
+                    f"({job.hash_error or 'hasher stopped'})",
+                    file=job.name,
+                )
+            await settled.wait()
+            settled.clear()
         sha = job.sha256.hexdigest() if job.sha256 is not None else None
         md5 = job.md5.hexdigest() if job.md5 is not None else None
         expected_crc = job.record.crc64
