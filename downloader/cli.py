@@ -765,7 +765,8 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @output_options
 def verify(folder: Path, as_json: bool) -> None:
-    """Re-check FOLDER against its manifest (sizes, SHA-256, MD5); exit 4 on any mismatch."""
+    """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded);
+    exit 4 on any mismatch."""
     from downloader.verify import verify_folder
 
     manifest, checks = verify_folder(folder)
