@@ -165,10 +165,12 @@ class Journal:
         return rec, None
 
     def moved_into_place(self, rec: FileRecord) -> bool:
-        """Whether a run stopped between moving this file into place and recording it
-        complete: the part file is gone and a file of the right size has the final name.
-        Only a verified part file is ever renamed to it; the caller hashes it once more."""
+        """Whether a run may have stopped between moving this file into place and recording
+        it complete: the record names every byte, the part file is gone and a file of the
+        right size has the final name. The caller checks it against the record's CRC-64."""
         if rec.complete or rec.size is None or self.layout.part(rec.name).exists():
+            return False
+        if rec.done != ([(0, rec.size)] if rec.size else []):
             return False
         final = self.layout.final(rec.name)
         try:

@@ -169,27 +169,54 @@ async def test_sha256_is_recorded_when_asked(sim: Simulator, tmp_path: Path) -> 
         assert entry["crc64"] == sim.expected_crc64(MYSQL_FULL, entry["name"])
 
 
+def _as_if_stopped_after_the_rename(out: Path, f: SimFile, **change: Any) -> None:
+    """Rewrite a finished file's record as a run killed right after the move into place
+    leaves it: every byte named, its CRC-64 recorded, not yet complete; no manifest."""
+    journal = Journal(Layout(out))
+    rec, _ = journal.load(MYSQL_FULL, f.name, f.size_kb)
+    assert rec is not None and rec.complete and rec.size == f.size
+    rec.complete = False
+    for key, value in change.items():
+        setattr(rec, key, value)
+    journal.save(rec)
+    (out / MANIFEST_NAME).unlink()
+
+
 async def test_stopped_after_the_move_into_place_is_adopted_not_refetched(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    """A kill between the rename and the journal's "complete" record: the part file is gone,
-    the file has its final name, the record names only some of its bytes (the last ones
-    were never journaled). The rerun re-hashes the file in place instead of fetching it."""
+    """The record is written (with the file's CRC-64) before the rename: a kill after the
+    rename leaves a file the rerun checks in place instead of fetching it again."""
     await run(sim, MYSQL_FULL, tmp_path)
-    big = biggest(sim)
-    journal = Journal(Layout(tmp_path))
-    rec, _ = journal.load(MYSQL_FULL, big.name, big.size_kb)
-    assert rec is not None and rec.complete and rec.size == big.size
-    rec.complete = False
-    rec.done = [(0, big.size // 2)]
-    rec.crc64 = None
-    journal.save(rec)
-    (tmp_path / MANIFEST_NAME).unlink()
+    _as_if_stopped_after_the_rename(tmp_path, biggest(sim))
     sent = sim.stats.object_bytes_sent
     report = await run(sim, MYSQL_FULL, tmp_path)
     assert report.exit_code == 0
     assert sim.stats.object_bytes_sent == sent
-    assert_exact(sim, MYSQL_FULL, tmp_path)  # the manifest's CRC-64 comes from the re-hash
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"crc64": None}, {"done": [(0, 1024)], "crc64": None}],
+    ids=["crc", "no-crc", "partial"],
+)
+async def test_a_same_size_stranger_in_place_is_never_adopted(
+    sim: Simulator, tmp_path: Path, change: dict[str, Any]
+) -> None:
+    """The part file is gone and a file of the right size but other bytes has the final name
+    (copied there by hand, say): it is fetched again, whatever the record says, unless
+    its CRC-64 matches the one recorded. (MD5 checks off: as for a multipart upload, the
+    ETag cannot tell.)"""
+    await run(sim, MYSQL_FULL, tmp_path, check_md5=False)
+    big = biggest(sim)
+    _as_if_stopped_after_the_rename(tmp_path, big, **change)
+    (tmp_path / big.name).write_bytes(b"\0" * big.size)
+    sent = sim.stats.object_bytes_sent
+    report = await run(sim, MYSQL_FULL, tmp_path, check_md5=False)
+    assert report.exit_code == 0
+    assert sim.stats.object_bytes_sent >= sent + big.size
+    assert_exact(sim, MYSQL_FULL, tmp_path)
 
 
 async def test_rerun_after_success_transfers_nothing(sim: Simulator, tmp_path: Path) -> None:
