@@ -14,6 +14,7 @@ pass over the finished file is needed).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -63,6 +64,10 @@ log = logging.getLogger("rds_backup.engine")
 READ_SIZE = 256 * 1024
 WRITE_SIZE = 512 * 1024  # at least READ_SIZE: one read always fits an emptied buffer
 WRITE_AGE = 0.25
+# Part-file writes go through threads of their own, apart from fsyncs and journal saves.
+# Few: concurrent writes to one file queue on its inode lock, and in a VM a writer that
+# loses its CPU while holding it leaves the others spinning in the kernel.
+WRITER_THREADS = 2
 HASH_SPAN = 1024 * 1024
 MAX_RESTARTS = 2
 GOVERNOR_PERIOD = 0.25
@@ -178,6 +183,7 @@ class Engine:
         self._cond = asyncio.Condition()
         self._flush_now = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
+        self._writers: concurrent.futures.ThreadPoolExecutor | None = None
         self.sched: Scheduler | None = None
 
     # ------------------------------------------------------------------ setup
@@ -293,6 +299,9 @@ class Engine:
             Limits(self.cfg.jobs, self.cfg.per_file, self.cfg.connections),
         )
         if jobs:
+            self._writers = concurrent.futures.ThreadPoolExecutor(
+                WRITER_THREADS, thread_name_prefix="rds-backup-write"
+            )
             try:
                 async with asyncio.TaskGroup() as tg:
                     self._tg = tg
@@ -315,6 +324,7 @@ class Engine:
             finally:
                 self._tg = None
                 await asyncio.shield(self._flush_all())
+                self._writers.shutdown(wait=False)  # idle by now: every write was awaited
         return [self.outcomes[bf.name] for bf in self._files if bf.name in self.outcomes]
 
     def _resume(self, job: FileJob) -> None:
@@ -612,7 +622,7 @@ class Engine:
         last_write = clock()
         # Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
         # journal's fsync see it (a buffered writer would hold small writes back).
-        async with aiofiles.open(job.part, "r+b", buffering=0) as fh:
+        async with aiofiles.open(job.part, "r+b", buffering=0, executor=self._writers) as fh:
             await fh.seek(pos)
             try:
                 while True:
@@ -910,15 +920,15 @@ class Engine:
                 file=job.name,
             )
         rec = job.record
-        rec.done = [(0, size)] if size else []
-        rec.sha256 = sha
-        rec.md5 = md5
-        rec.crc64 = job.crc64.value
         try:
             # Every byte on disk, then recorded with its checksums, then renamed: a run
             # stopped after the rename finds a record to check the file in place against.
             await asyncio.to_thread(storage.fsync_path, job.part)
-            async with job.save_lock:
+            async with job.save_lock:  # after any flush under way, which would undo this
+                rec.done = [(0, size)] if size else []
+                rec.sha256 = sha
+                rec.md5 = md5
+                rec.crc64 = job.crc64.value
                 await asyncio.to_thread(self.journal.save, rec)
             await asyncio.to_thread(storage.move_into_place, job.part, job.final)
         except OSError as exc:
@@ -956,6 +966,8 @@ class Engine:
                 await asyncio.to_thread(storage.fsync_path, job.part)
                 if record is not job.record or epoch != job.plan.epoch:
                     return  # the file restarted meanwhile: this record is obsolete
+                if job.plan.state in (FileState.FINISHING, FileState.DONE):
+                    return  # its finish records it
                 record.done = snapshot
                 await asyncio.to_thread(self.journal.save, record)
             except OSError as exc:
