@@ -237,11 +237,12 @@ class Engine:
     def _adopt(self, bf: BackupFile, rec: FileRecord, final: Path) -> bool:
         """An earlier run moved the file into place but stopped before recording it
         complete: hash what is there (this one time a second read is needed) and record it
-        if it matches the CRC-64 recorded before the rename. Without one, it is fetched."""
-        if rec.crc64 is None:
-            return False
+        if it matches the CRC-64 recorded before the rename (or, for a record without one,
+        the MD5 its ETag gives). With neither to check it against, it is fetched again."""
         sha = hashlib.sha256() if self.cfg.sha256 else None
         md5 = _md5() if (self.cfg.check_md5 and is_plain_md5_etag(rec.etag)) else None
+        if rec.crc64 is None and md5 is None:
+            return False
         crc = Crc64()
         with open(final, "rb") as fh:
             while block := fh.read(HASH_SPAN):
@@ -323,8 +324,10 @@ class Engine:
                         h.cancel()
             finally:
                 self._tg = None
-                await asyncio.shield(self._flush_all())
-                self._writers.shutdown(wait=False)  # idle by now: every write was awaited
+                try:
+                    await asyncio.shield(self._flush_all())
+                finally:
+                    self._writers.shutdown(wait=False)  # idle: every write was awaited
         return [self.outcomes[bf.name] for bf in self._files if bf.name in self.outcomes]
 
     def _resume(self, job: FileJob) -> None:
@@ -854,8 +857,10 @@ class Engine:
             job.hash_task.cancel()
         err = job.error or TransferError(f"{job.name}: failed", file=job.name)
         if isinstance(err, VerificationError):
-            # Bytes that do not verify are never kept for a later resume.
-            await asyncio.to_thread(self.journal.remove, job.name)
+            # Bytes that do not verify are never kept for a later resume. Under the save
+            # lock: a flush caught in its fsync would write the record back afterwards.
+            async with job.save_lock:
+                await asyncio.to_thread(self.journal.remove, job.name)
         else:
             await self._flush(job)
         self.reporter.file_finished(job.name, ok=False, detail=str(err))
@@ -908,8 +913,9 @@ class Engine:
         expected_crc = job.record.crc64
         if expected_crc is not None and job.crc64.value != expected_crc:
             raise VerificationError(
-                f"{job.name}: CRC-64 of the bytes received is {job.crc64.value} but the "
-                f"object store reports {expected_crc}",
+                f"{job.name}: CRC-64 of the bytes received is {job.crc64.value} but "
+                f"{expected_crc} was expected (as the object store reported it, or as it "
+                "was recorded when these bytes were first written)",
                 file=job.name,
             )
         if md5 is not None and job.etag and md5 != job.etag.strip('"').lower():

@@ -40,7 +40,9 @@ class FileRecord:
     complete: bool = False
     sha256: str | None = None
     md5: str | None = None
-    crc64: int | None = None  # the object's CRC-64 as the store reported it (whole answers)
+    # The object's CRC-64: as the store reported it (whole answers), then as computed from
+    # the bytes once they all are on disk (recorded before the move into place).
+    crc64: int | None = None
     database_name: str | None = None
     finished_at: str | None = None
 

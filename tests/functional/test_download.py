@@ -182,13 +182,17 @@ def _as_if_stopped_after_the_rename(out: Path, f: SimFile, **change: Any) -> Non
     (out / MANIFEST_NAME).unlink()
 
 
+@pytest.mark.parametrize("change", [{}, {"crc64": None}], ids=["crc", "md5-etag"])
 async def test_stopped_after_the_move_into_place_is_adopted_not_refetched(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, change: dict[str, Any]
 ) -> None:
     """The record is written (with the file's CRC-64) before the rename: a kill after the
-    rename leaves a file the rerun checks in place instead of fetching it again."""
+    rename leaves a file the rerun checks in place instead of fetching it again. A record
+    without a CRC-64 (an older run's) is checked against the MD5 its ETag gives."""
+    big = biggest(sim)
+    assert not big.multipart_etag  # its ETag is its MD5
     await run(sim, MYSQL_FULL, tmp_path)
-    _as_if_stopped_after_the_rename(tmp_path, biggest(sim))
+    _as_if_stopped_after_the_rename(tmp_path, big, **change)
     sent = sim.stats.object_bytes_sent
     report = await run(sim, MYSQL_FULL, tmp_path)
     assert report.exit_code == 0
