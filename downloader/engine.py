@@ -623,6 +623,19 @@ class Engine:
         read = resp.content.read
         clock = asyncio.get_running_loop().time
         last_write = clock()
+
+        async def write_out() -> bool:
+            """Write what the buffer holds; False if the slot went stale (nothing written)."""
+            nonlocal piece, pos, buffered, last_write
+            if self._stale(job, slot):
+                return False
+            piece = await self._write(job, fh, pos, view[:buffered], piece)
+            pos += buffered
+            slot.pos = pos
+            buffered = 0
+            last_write = clock()
+            return True
+
         # Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
         # journal's fsync see it (a buffered writer would hold small writes back).
         async with aiofiles.open(job.part, "r+b", buffering=0, executor=self._writers) as fh:
@@ -643,14 +656,8 @@ class Engine:
                     job.fetched += n - start
                     if self.limiter is not None:
                         await self.limiter.take(n - start)
-                    if buffered + (n - start) > WRITE_SIZE:
-                        if self._stale(job, slot):
-                            return
-                        piece = await self._write(job, fh, pos, view[:buffered], piece)
-                        pos += buffered
-                        slot.pos = pos
-                        buffered = 0
-                        last_write = clock()
+                    if buffered + (n - start) > WRITE_SIZE and not await write_out():
+                        return
                     limit = slot.end
                     stop = False
                     if limit is not None and pos + buffered + (n - start) >= limit:
@@ -658,14 +665,9 @@ class Engine:
                         stop = True
                     buf[buffered : buffered + n - start] = memoryview(data)[start:n]
                     buffered += n - start
-                    if buffered >= WRITE_SIZE or stop or clock() - last_write >= WRITE_AGE:
-                        if self._stale(job, slot):
-                            return
-                        piece = await self._write(job, fh, pos, view[:buffered], piece)
-                        pos += buffered
-                        slot.pos = pos
-                        buffered = 0
-                        last_write = clock()
+                    full = buffered >= WRITE_SIZE or clock() - last_write >= WRITE_AGE
+                    if (full or stop) and not await write_out():
+                        return
                     if stop or self._stale(job, slot):
                         break
             except (aiohttp.ClientError, TimeoutError, ConnectionError):
