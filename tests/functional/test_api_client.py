@@ -70,6 +70,19 @@ def ak_sk(sim: Simulator, **kw: Any) -> AkSkAuth:
     return AkSkAuth(sim.ak, sim.sk, project_id=sim.project_id, **kw)
 
 
+def sim_iam_auth(sim: Simulator, **overrides: Any) -> IamPasswordAuth:
+    """IAM password auth with the simulator's user, scoped to its project unless told."""
+    kw: dict[str, Any] = {
+        "user": sim.iam_user,
+        "password": sim.iam_password,
+        "domain": sim.iam_domain,
+        "iam_endpoint": sim.endpoint,
+        "project_id": sim.project_id,
+    }
+    kw.update(overrides)
+    return IamPasswordAuth(**kw)
+
+
 def make_client(
     sim: Simulator,
     session: aiohttp.ClientSession,
@@ -178,15 +191,7 @@ async def test_iam_token_issue_cache_and_refresh(session: aiohttp.ClientSession)
     fake = FakeTime()
     async with Simulator(clock=shared_clock(fake)) as sim:
         sim.faults.token_lifetime = 600
-        auth = IamPasswordAuth(
-            user=sim.iam_user,
-            password=sim.iam_password,
-            domain=sim.iam_domain,
-            iam_endpoint=sim.endpoint,
-            project_id=sim.project_id,
-            refresh_margin=60,
-            clock=fake.clock,
-        )
+        auth = sim_iam_auth(sim, refresh_margin=60, clock=fake.clock)
         client = make_client(sim, session, auth, fake=fake)
         await client.show_backup_files(MYSQL_FULL)
         await client.show_backup_files(MYSQL_FULL)
@@ -212,14 +217,7 @@ async def test_iam_token_refused_is_refetched_once(session: aiohttp.ClientSessio
     server_now = [time.time()]
     async with Simulator(clock=lambda: server_now[0]) as sim:
         sim.faults.token_lifetime = 600
-        auth = IamPasswordAuth(
-            user=sim.iam_user,
-            password=sim.iam_password,
-            domain=sim.iam_domain,
-            iam_endpoint=sim.endpoint,
-            project_id=sim.project_id,
-            clock=fake.clock,
-        )
+        auth = sim_iam_auth(sim, clock=fake.clock)
         client = make_client(sim, session, auth, fake=fake)
         await client.show_backup_files(MYSQL_FULL)
         server_now[0] += 700  # the server thinks the token died; our clock did not move
@@ -232,13 +230,7 @@ async def test_iam_token_refused_is_refetched_once(session: aiohttp.ClientSessio
 async def test_iam_scope_by_region_learns_project(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    auth = IamPasswordAuth(
-        user=sim.iam_user,
-        password=sim.iam_password,
-        domain=sim.iam_domain,
-        iam_endpoint=sim.endpoint,
-        region=sim.region,
-    )
+    auth = sim_iam_auth(sim, project_id=None, region=sim.region)
     assert auth.project_id is None
     token = await auth.token(session)
     assert token and auth.project_id == sim.project_id
@@ -260,13 +252,7 @@ async def test_iam_via_load_auth(
 
 async def test_iam_wrong_password(sim: Simulator, session: aiohttp.ClientSession) -> None:
     secret = "not-the-password-42"
-    auth = IamPasswordAuth(
-        user=sim.iam_user,
-        password=secret,
-        domain=sim.iam_domain,
-        iam_endpoint=sim.endpoint,
-        project_id=sim.project_id,
-    )
+    auth = sim_iam_auth(sim, password=secret)
     client = make_client(sim, session, auth)
     with pytest.raises(ApiAuthError) as info:
         await client.show_backup_files(MYSQL_FULL)
