@@ -10,6 +10,11 @@
     │   ├── ApiThrottledError                   429 / APIG.0308 after retries
     │   ├── ApiUnavailableError                 connection errors, timeouts, 5xx after retries
     │   └── ResponseFormatError                 the answer is not in the documented shape
+    ├── NetworkError                    exit 1  no answer, or an answer cut short (retryable)
+    │   ├── ConnectFailed                       DNS, refused, reset (also a ConnectionError)
+    │   ├── NetworkTimeout                      connect or read timed out (also a TimeoutError)
+    │   ├── BodyIncomplete                      the connection ended inside a body
+    │   └── TlsFailed                           certificate or handshake: never retried
     ├── TransferError                   exit 1  one file could not be fetched
     │   ├── LinkRefusedError                    403 from the object store even after re-resolving
     │   ├── ObjectChangedError                  412 / ETag changed between ranges
@@ -96,6 +101,38 @@ class ResponseFormatError(ApiError):
         super().__init__(f"unexpected API response: {field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class NetworkError(RdsBackupError):
+    """An HTTP exchange that failed below HTTP: no answer, or an answer cut short.
+
+    Raised by :func:`downloader.netmap.network_errors`, the one place where aiohttp's
+    exceptions become ours. ``what`` names the failure in a few words for logs and retries.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what or message
+
+
+class ConnectFailed(NetworkError, ConnectionError):
+    pass
+
+
+class NetworkTimeout(NetworkError, TimeoutError):
+    pass
+
+
+class BodyIncomplete(NetworkError):
+    pass
+
+
+class TlsFailed(NetworkError):
+    """A certificate or handshake failure: retrying cannot fix it."""
+
+    retryable = False
 
 
 class TransferError(RdsBackupError):

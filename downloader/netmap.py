@@ -1,0 +1,55 @@
+"""The one place where aiohttp's exceptions become rds-backup's (as httpx's
+``map_httpcore_exceptions`` does): every HTTP exchange, with the object store, the RDS API
+or IAM, runs inside :func:`network_errors`, and callers above it catch only
+:class:`~downloader.errors.NetworkError` and its leaves.
+
+Most specific first: aiohttp's TLS errors are also connection errors, and its
+``ServerTimeoutError`` is both a timeout and a disconnection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+
+from downloader.errors import (
+    BodyIncomplete,
+    ConnectFailed,
+    NetworkError,
+    NetworkTimeout,
+    TlsFailed,
+)
+
+_MAP: tuple[tuple[type[BaseException], type[NetworkError], str], ...] = (
+    (aiohttp.ClientSSLError, TlsFailed, "TLS failure"),
+    (aiohttp.ServerTimeoutError, NetworkTimeout, "timed out"),
+    (TimeoutError, NetworkTimeout, "timed out"),
+    (aiohttp.ClientConnectorError, ConnectFailed, "cannot connect"),
+    (aiohttp.ClientPayloadError, BodyIncomplete, "body cut short"),
+    (aiohttp.ServerDisconnectedError, BodyIncomplete, "server disconnected"),
+    (aiohttp.ClientError, NetworkError, "HTTP client error"),
+    (ConnectionError, ConnectFailed, "connection lost"),
+)
+
+
+@contextmanager
+def network_errors(where: str) -> Iterator[None]:
+    """Translate aiohttp's (and the socket's) errors raised inside into ours.
+
+    ``where`` says what was being talked to, for the message. ``what`` on the raised error
+    keeps aiohttp's class name, which is what a retry line shows; disk errors (other
+    ``OSError``\\ s) and our own errors pass through untouched.
+    """
+    try:
+        yield
+    except NetworkError:
+        raise
+    except Exception as exc:
+        for foreign, ours, words in _MAP:
+            if isinstance(exc, foreign):
+                raise ours(
+                    f"{where}: {words} ({type(exc).__name__})", what=type(exc).__name__
+                ) from exc
+        raise
