@@ -17,23 +17,20 @@ from typing import Any
 import aiohttp
 
 from downloader import storage
-from downloader.engine import Engine, EngineConfig, FileOutcome
-from downloader.errors import UsageError, VerificationError
+from downloader.engine import Engine, EngineConfig
+from downloader.errors import NothingSelectedError, UsageError, VerificationError
 from downloader.journal import Journal
 from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.resolver import Fetch, LinkResolver
+from downloader.results import FileOutcome
 from downloader.verify import build_manifest, remove_manifest, write_manifest
 
 log = logging.getLogger("rds_backup.download")
 
 # Assumed rate when judging whether links from a saved response can last the whole run.
 PLAUSIBLE_RATE = 20 * 1024 * 1024
-
-
-class NothingSelectedError(UsageError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,15 @@
 
     RdsBackupError                      exit 1 unless a subclass says otherwise
     ├── UsageError                      exit 2  bad options, bad input files, nothing selected
-    │   └── UnsafeNameError                     a file name that would escape the output folder
+    │   ├── UnsafeNameError                     a file name that would escape the output folder
+    │   └── NothingSelectedError                the backup lists no file, or none matches
     ├── CredentialsError                exit 3  no usable credentials in env/profile
     ├── ApiError                        exit 3  the RDS/IAM API answered with an error
     │   ├── ApiAuthError                        401/403: credentials refused
     │   ├── ApiNotFoundError                    404: unknown backup, project or endpoint
     │   ├── ApiThrottledError                   429 / APIG.0308 after retries
     │   ├── ApiUnavailableError                 connection errors, timeouts, 5xx after retries
+    │   │   └── ApiTlsError                     certificate or handshake: never retried
     │   └── ResponseFormatError                 the answer is not in the documented shape
     ├── NetworkError                    exit 1  no answer, or an answer cut short (retryable)
     │   ├── ConnectFailed                       DNS, refused, reset (also a ConnectionError)
@@ -45,6 +47,10 @@ class UnsafeNameError(UsageError):
         super().__init__(f"refusing file name {name!r}: {reason}")
         self.name = name
         self.reason = reason
+
+
+class NothingSelectedError(UsageError):
+    pass
 
 
 class CredentialsError(RdsBackupError):
@@ -92,6 +98,10 @@ class ApiThrottledError(ApiError):
 
 class ApiUnavailableError(ApiError):
     pass
+
+
+class ApiTlsError(ApiUnavailableError):
+    """A certificate or handshake failure talking to the API: retrying cannot fix it."""
 
 
 class ResponseFormatError(ApiError):

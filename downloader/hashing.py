@@ -9,6 +9,8 @@ share.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import os
 import re
@@ -17,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from downloader.digest import Crc64, PieceLog
+from downloader.digest import Crc64, Piece, PieceLog
+from downloader.errors import StorageError
+from downloader.ranges import RangeSet
 
 HASH_SPAN = 1024 * 1024  # bytes read back per step
 _MD5_ETAG = re.compile(r'^"?[0-9a-fA-F]{32}"?$')
@@ -102,3 +106,109 @@ def hash_file(
             if progress is not None:
                 progress(len(data))
     return digests
+
+
+class FileHasher:
+    """One file's checksums in this run, as its bytes land (a background task).
+
+    CRC-64 pieces written by the connections are folded in file order onto the verified
+    prefix; bytes no piece describes (written by an earlier run, or a split's overlap), and
+    every byte when SHA-256 or MD5 is wanted, are read back from the page cache. The part
+    file's ``done`` set says how far the prefix reaches.
+    """
+
+    def __init__(self, name: str, part: Path, done: RangeSet, size: int, digests: Digests) -> None:
+        self.name = name
+        self.part = part
+        self.done = done
+        self.size = size
+        self.digests = digests
+        self.pieces = digests.new_piece_log()
+        self.hashed = 0
+        self.error: str | None = None
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._settled = asyncio.Event()  # whole, or failed
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, tg: asyncio.TaskGroup) -> None:
+        self._task = tg.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def wrote(self, piece: Piece | None, pos: int, data: Any) -> Piece | None:
+        """``data`` is on disk at ``pos``; returns the CRC piece it went into, for the
+        writer's next write. Checksummed here, from memory: CRC-64 runs at memory speed and
+        nothing is read back for it."""
+        if self.pieces is not None:
+            return self.pieces.wrote(piece, pos, data)
+        return piece
+
+    def landed(self) -> None:
+        """The contiguous prefix may have grown: read it back (pieces wait for the end)."""
+        if self.pieces is None:
+            self._wake.set()
+
+    async def result(self) -> Digests:
+        """The checksums of all ``size`` bytes, once every byte is hashed."""
+        self._wake.set()
+        while self.hashed < self.size:
+            if self._task is None or self._task.done():
+                raise StorageError(
+                    f"{self.name}: could not read the part file back to hash it "
+                    f"({self.error or 'hasher stopped'})",
+                    file=self.name,
+                )
+            await self._settled.wait()
+            self._settled.clear()
+        return self.digests
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd: int | None = None
+        digests = self.digests
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                target = self.done.prefix()
+                if target <= self.hashed:
+                    continue
+                try:
+                    while self.hashed < target:
+                        limit = target
+                        if self.pieces is not None:
+                            piece = self.pieces.take(self.hashed)
+                            if piece is not None:
+                                digests.crc64.append(piece.crc, piece.end - piece.start)
+                                self.hashed = piece.end
+                                # A combine costs a CRC pass over as many zero bytes as the
+                                # piece is long (~1 ms per 64 MiB): let others run between.
+                                await asyncio.sleep(0)
+                                continue
+                            # Bytes no piece describes: read them back, up to the next piece.
+                            nearest = self.pieces.next_start(self.hashed)
+                            if nearest is not None:
+                                limit = min(limit, nearest)
+                        n = min(HASH_SPAN, limit - self.hashed)
+                        if fd is None:
+                            fd = os.open(self.part, os.O_RDONLY)
+                        got = await loop.run_in_executor(
+                            None, read_span, fd, self.hashed, n, digests
+                        )
+                        if got <= 0:
+                            raise OSError(errno.EIO, "part file shorter than the journal says")
+                        self.hashed += got
+                except OSError as exc:
+                    # Not raised into the TaskGroup (that would end the whole run): the
+                    # file's finish sees the hasher gone and fails this file only.
+                    self.error = f"{exc.strerror or exc}"
+                    return
+                if self.hashed >= self.size:
+                    self._settled.set()
+        finally:
+            if fd is not None:
+                os.close(fd)
+            self._settled.set()  # ended (failed, cancelled): the finish must not wait on it

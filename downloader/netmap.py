@@ -22,6 +22,10 @@ from downloader.errors import (
     TlsFailed,
 )
 
+# What may escape an aiohttp call before translation (for code that must act, e.g. keep the
+# bytes already received, and then re-raise into network_errors).
+FOREIGN: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, ConnectionError)
+
 _MAP: tuple[tuple[type[BaseException], type[NetworkError], str], ...] = (
     (aiohttp.ClientSSLError, TlsFailed, "TLS failure"),
     (aiohttp.ServerTimeoutError, NetworkTimeout, "timed out"),

@@ -7,32 +7,24 @@ Policy (as aria2 and s3transfer do it, adapted):
   work queued; once nothing is queued anywhere, any idle connection may join any file;
 - an idle connection with nothing queued splits the largest range still in flight (if
   it is worth it), taking its upper half, so the last minutes use every connection.
+
+The scheduler owns every file's plan and state (:mod:`downloader.lifecycle`): the engine
+asks it for transitions (:meth:`Scheduler.fail`, :meth:`Scheduler.restart`, ...) and
+never writes a :class:`PlanFile` itself. A :class:`Slot`'s ``pos`` is the one field the
+transfer moves, as bytes land.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 
+from downloader.lifecycle import Event, FileState, after
 from downloader.ranges import MIB
 
 MIN_SPLIT = 4 * MIB  # never leave either half of a split smaller than this (a split
 # closes the connection of the range it cuts, losing what was in flight on it)
 SPLIT_ALIGN = 64 * 1024
-
-
-class FileState(Enum):
-    WAITING = "waiting"  # not opened yet
-    PROBING = "probing"  # first request in flight; size unknown to the plan
-    ACTIVE = "active"  # ranges planned
-    DRAINING = "draining"  # stop handing out work; a restart or failure waits for slots
-    FINISHING = "finishing"  # all bytes on disk, being verified and moved into place
-    DONE = "done"
-    FAILED = "failed"
-
-
-_CLOSED = (FileState.DONE, FileState.FAILED)
 
 
 @dataclass(eq=False, slots=True)
@@ -49,6 +41,12 @@ class Slot:
     def remaining(self) -> int:
         return 0 if self.end is None else max(0, self.end - self.pos)
 
+    @property
+    def stale(self) -> bool:
+        """Its bytes are no longer wanted: the file restarted, or is being given up."""
+        f = self.file
+        return self.epoch != f.epoch or f.state.draining or f.state is FileState.FAILED
+
 
 @dataclass(eq=False, slots=True)
 class PlanFile:
@@ -58,9 +56,11 @@ class PlanFile:
     state: FileState = FileState.WAITING
     pending: deque[tuple[int, int]] = field(default_factory=deque)
     slots: list[Slot] = field(default_factory=list)
-    epoch: int = 0
-    sequential: bool = False
-    needs_probe: bool = True
+    epoch: int = 0  # bumped by each restart: slots of an older epoch are stale
+
+    @property
+    def sequential(self) -> bool:
+        return self.state is FileState.SEQUENTIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +76,8 @@ class Scheduler:
         self.files = sorted(files, key=lambda f: -f.size_hint)
         self.limits = limits
         self.busy = 0
-        # How many connections may be busy now (<= limits.connections); the engine raises
-        # it while every connection is busy and each is slow (see Engine._governor).
+        # How many connections may be busy now (<= limits.connections); the engine's
+        # governor raises it (allow) while every connection is busy and each is slow.
         self.soft_cap = limits.connections
         # Kept apart so that each decision looks at the few open files, not at every file
         # of a backup (decisions run each time a range ends, on every idle connection).
@@ -85,7 +85,7 @@ class Scheduler:
         self._open: list[PlanFile] = []
 
     def _open_files(self) -> list[PlanFile]:
-        self._open = [f for f in self._open if f.state not in _CLOSED]
+        self._open = [f for f in self._open if not f.state.closed]
         return [f for f in self._open if f.state is not FileState.WAITING]
 
     def _cap(self, f: PlanFile, anything_else_queued: bool) -> int:
@@ -98,7 +98,7 @@ class Scheduler:
         if self.busy >= min(self.soft_cap, self.limits.connections):
             return None
         open_files = self._open_files()
-        queued = [f for f in open_files if f.state is FileState.ACTIVE and f.pending]
+        queued = [f for f in open_files if f.state.running and f.pending]
         waiting = self._waiting
         # 1. queued ranges of open files, least-served file first
         for f in sorted(queued, key=lambda f: len(f.slots)):
@@ -127,7 +127,7 @@ class Scheduler:
 
     def _probe(self, f: PlanFile) -> Slot:
         self._opened(f)
-        f.state = FileState.PROBING
+        self._to(f, Event.PROBE)
         return self._slot(f, 0, None, probe=True)
 
     def _opened(self, f: PlanFile) -> None:
@@ -136,16 +136,10 @@ class Scheduler:
         if f not in self._open:
             self._open.append(f)
 
-    def reprobe(self, f: PlanFile) -> None:
-        """The file starts over (its object changed): it is probed again, first."""
-        f.state = FileState.WAITING
-        if f not in self._waiting:
-            self._waiting.appendleft(f)
-
     def _split(self) -> Slot | None:
         best: Slot | None = None
         for f in self._open_files():
-            if f.state is not FileState.ACTIVE or f.sequential:
+            if f.state is not FileState.RANGED:
                 continue
             if len(f.slots) >= self.soft_cap:
                 continue
@@ -173,19 +167,77 @@ class Scheduler:
         self.busy -= 1
         if (
             slot.epoch == f.epoch
-            and f.state is FileState.ACTIVE
+            and f.state.running
             and slot.end is not None
             and slot.pos < slot.end
         ):
             f.pending.appendleft((slot.pos, slot.end))
 
-    def plan(self, f: PlanFile, missing: list[tuple[int, int]]) -> None:
-        self._opened(f)  # a resumed file is planned without a probe
-        f.pending = deque(missing)
-        f.state = FileState.ACTIVE
-
-    def idle(self) -> bool:
-        return self.busy == 0
-
     def finished(self) -> bool:
-        return not self._waiting and all(f.state in _CLOSED for f in self._open)
+        return not self._waiting and all(f.state.closed for f in self._open)
+
+    # ------------------------------------------------------------------ transitions
+
+    def _to(self, f: PlanFile, event: Event) -> bool:
+        state = after(f.state, event)
+        if state is None:
+            return False
+        f.state = state
+        if not state.running:
+            f.pending.clear()  # nothing queued is fetched any more
+        return True
+
+    def plan(self, f: PlanFile, size: int, missing: list[tuple[int, int]]) -> None:
+        """Its size is known (probed, or from the journal): queue what is missing."""
+        self._opened(f)  # a resumed file is planned without a probe
+        f.size = size
+        if self._to(f, Event.PLAN):
+            f.pending = deque(missing)
+
+    def probed(self, slot: Slot, end: int) -> None:
+        """The probe's answer arrived: it goes on as an ordinary range up to ``end``."""
+        slot.probe = False
+        slot.end = end
+
+    def go_sequential(self, slot: Slot, first_missing: int) -> None:
+        """The server answers ranged GETs with the whole object: ``slot`` becomes the
+        file's one stream, from its first missing byte to the end."""
+        f = slot.file
+        assert f.size is not None
+        slot.probe = False
+        if self._to(f, Event.SEQUENTIAL):
+            f.pending.clear()  # the one stream fetches everything from here
+            slot.pos = min(slot.pos, first_missing)
+            slot.start = slot.pos
+            slot.end = f.size
+
+    def restart(self, f: PlanFile) -> bool:
+        """Start the file over once its slots drain; False if it is past restarting."""
+        return self._to(f, Event.RESTART)
+
+    def fail(self, f: PlanFile) -> bool:
+        """Give the file up (once its slots drain); False if it is closed already."""
+        return self._to(f, Event.FAIL)
+
+    def complete(self, f: PlanFile) -> bool:
+        """Every byte is on disk: it is verified and moved into place next."""
+        return self._to(f, Event.COMPLETE)
+
+    def done(self, f: PlanFile) -> None:
+        self._to(f, Event.DONE)
+
+    def drained(self, f: PlanFile) -> None:
+        """No slot of a restarting or failing file is in flight: carry it out. A restarted
+        file is probed again, before any other (its size and identity are unknown)."""
+        restarting = f.state is FileState.RESTARTING
+        if not self._to(f, Event.DRAINED):
+            return
+        if restarting:
+            f.epoch += 1
+            f.size = None
+            if f not in self._waiting:
+                self._waiting.appendleft(f)
+
+    def allow(self, connections: int) -> None:
+        """The governor's word: up to ``connections`` may be busy."""
+        self.soft_cap = min(connections, self.limits.connections)

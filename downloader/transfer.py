@@ -1,163 +1,163 @@
-"""One ranged GET against the object store: what to send, how to read what came back.
+"""One ranged GET end to end: send, classify the answer, pump its body into a sink.
 
-What is sent: the presigned link byte for byte (``yarl.URL(..., encoded=True)``; yarl would
-otherwise turn ``%2F`` in the signature into ``/``), GET only (the method is signed: HEAD
-fails), ``Range`` and ``If-Match``, and nothing the signature covers (``Content-Type``,
-``Content-MD5``, ``x-obs-*``) nor the API's own credentials.
-
-What is checked (OBS ignores an invalid Range and answers 200 with the whole object; a
-Range starting past the end answers 416): every answer is classified by
-:func:`classify` before a byte is written, and 206 answers must carry exactly the
-``Content-Range`` asked for, of the object we are fetching.
+What is sent and what an answer means is decided in :mod:`downloader.answer` (pure); where
+the bytes go is the sink's business (:mod:`downloader.sink`); what to do after an answer
+that carries no body (retry, renew the link, restart the file) is the caller's. aiohttp's
+exceptions become ours here, in :func:`downloader.netmap.network_errors`.
 """
 
 from __future__ import annotations
 
-import enum
-import re
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
 
-from multidict import CIMultiDictProxy
+import aiohttp
+from yarl import URL
 
-from downloader.httpdates import http_date, retry_after_seconds
-from downloader.ranges import parse_content_range
+from downloader.answer import Answer, Kind, classify, error_code, request_headers
+from downloader.errors import BodyIncomplete
+from downloader.netmap import FOREIGN, network_errors
+from downloader.ratelimit import RateLimiter
+from downloader.sink import Sink
 
-REQUEST_ID_HEADERS = ("x-obs-request-id", "x-amz-request-id", "x-request-id")
-_MD5_ETAG = re.compile(r'^"?[0-9a-fA-F]{32}"?$')
-
-
-class Kind(enum.Enum):
-    PARTIAL = "partial"  # 206 with the Content-Range asked for
-    WHOLE = "whole"  # 200: the server ignored Range
-    EMPTY = "empty"  # 416 on a zero-byte object
-    PAST_END = "past_end"  # 416 on a non-empty object: our idea of the size is wrong
-    CHANGED = "changed"  # 412, or an ETag that differs from the one we started with
-    REFUSED = "refused"  # 403: expired or bad link
-    GONE = "gone"  # 404
-    RETRY = "retry"  # 429, 5xx: try again after a pause
-    BAD = "bad"  # anything else, or a 206 that is not what we asked for
+READ_SIZE = 256 * 1024
+WRITE_SIZE = 512 * 1024  # at least READ_SIZE: one read always fits an emptied buffer
+WRITE_AGE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    kind: Kind
-    status: int
-    start: int | None = None  # first byte of the body (206)
-    end: int | None = None  # one past the last byte of the body
-    total: int | None = None  # object size
-    etag: str | None = None
-    last_modified: str | None = None
-    retry_after: float | None = None
-    request_id: str | None = None
-    date: datetime | None = None
-    crc64: int | None = None  # the object's CRC-64/XZ, when the answer carries it
-    detail: str = ""
+class Want:
+    """What to ask for: bytes ``[start, end)`` (``end`` None: to the end) of the object
+    with ``etag`` (sent as If-Match) and ``total`` bytes, when those are known."""
 
-    @property
-    def whole(self) -> bool:
-        """The body is the entire object (a checksum header then describes these bytes)."""
-        return self.start == 0 and self.end is not None and self.end == self.total
+    start: int
+    end: int | None
+    etag: str | None
+    total: int | None
 
 
-def request_headers(start: int, end: int | None, etag: str | None) -> dict[str, str]:
-    """Headers for bytes ``[start, end)`` (``end`` None: to the end of the object)."""
-    last = "" if end is None else str(end - 1)
-    headers = {"Range": f"bytes={start}-{last}"}
-    if etag:
-        headers["If-Match"] = etag
-    return headers
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How bodies are read: sizes, and what every received byte passes through."""
+
+    read_size: int = READ_SIZE
+    write_size: int = WRITE_SIZE
+    write_age: float = WRITE_AGE  # seconds: a slow link still writes (and journals) often
+    limiter: RateLimiter | None = None
+    received: Callable[[int], None] | None = None  # counts bytes off the wire
 
 
-def is_plain_md5_etag(etag: str | None) -> bool:
-    """A single-PUT object's ETag is the MD5 of its bytes; a multipart one (``"…-3"``) is not."""
-    return bool(etag and _MD5_ETAG.match(etag))
+OnAnswer = Callable[[Answer], Awaitable[bool]]
 
 
-def _crc64(headers: CIMultiDictProxy[str]) -> int | None:
-    """``x-obs-checksum-crc64ecma`` (or its ``x-amz-`` twin): decimal, as esdk-obs-python
-    compares it."""
-    value = headers.get("x-obs-checksum-crc64ecma") or headers.get("x-amz-checksum-crc64ecma")
-    if value is None or not value.strip().isdigit():
-        return None
-    crc = int(value)
-    return crc if crc < 2**64 else None
-
-
-def error_code(body: bytes) -> str | None:
-    """The ``<Code>`` of an OBS/S3 XML error body, without an XML parser (bodies are small
-    and untrusted)."""
-    m = re.search(rb"<Code>([A-Za-z0-9_.-]{1,64})</Code>", body[:4096])
-    return m.group(1).decode() if m else None
-
-
-def classify(
-    status: int,
-    headers: CIMultiDictProxy[str],
-    *,
-    start: int,
-    end: int | None,
-    expect_etag: str | None,
-    expect_total: int | None,
+async def fetch_range(
+    session: aiohttp.ClientSession,
+    url: str,
+    want: Want,
+    sink: Sink,
+    policy: Policy,
+    on_answer: OnAnswer,
 ) -> Answer:
-    """Decide what an answer to ``request_headers(start, end, expect_etag)`` means. Pure."""
-    request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
-    etag = headers.get("ETag")
-    base = Answer(
-        Kind.BAD,
-        status,
-        etag=etag,
-        last_modified=headers.get("Last-Modified"),
-        request_id=request_id,
-        date=http_date(headers.get("Date")),
-        crc64=_crc64(headers),
-    )
+    """One GET of ``want`` from the presigned ``url``; returns the classified answer.
 
-    def answer(kind: Kind, **kw: Any) -> Answer:
-        return replace(base, kind=kind, **kw)
-
-    if status == 206:
-        a, b, total = parse_content_range(headers.get("Content-Range"))
-        if a is None or b is None or total is None:
-            return answer(Kind.BAD, detail="206 without a usable Content-Range")
-        if expect_etag and etag and etag != expect_etag:
-            return answer(Kind.CHANGED, detail="ETag changed", total=total)
-        if expect_total is not None and total != expect_total:
-            return answer(Kind.CHANGED, detail=f"object size changed to {total}", total=total)
-        want_last = (total - 1) if end is None else min(end, total) - 1
-        if a != start or b != want_last:
-            return answer(
-                Kind.BAD, detail=f"asked for bytes {start}-{want_last}, got {a}-{b}", total=total
+    ``on_answer`` sees every answer before its body is read and says whether to take the
+    body (it may move the sink's range: a probe learns its end, a 200 turns the file into
+    one stream). A body answer returns once the sink's range is written; one that ends
+    short raises :class:`~downloader.errors.BodyIncomplete` after writing what came.
+    Network failures raise :class:`~downloader.errors.NetworkError` leaves.
+    """
+    headers = request_headers(want.start, want.end, want.etag)
+    with network_errors("object store"):
+        async with session.get(
+            URL(url, encoded=True), headers=headers, allow_redirects=False
+        ) as resp:
+            ans = classify(
+                resp.status,
+                resp.headers,
+                start=want.start,
+                end=want.end,
+                expect_etag=want.etag,
+                expect_total=want.total,
             )
-        return answer(Kind.PARTIAL, start=a, end=b + 1, total=total)
-    if status == 200:
-        length = headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        if expect_etag and etag and etag != expect_etag:
-            return answer(Kind.CHANGED, detail="ETag changed", total=total)
-        if total is None:
-            return answer(Kind.BAD, detail="200 without Content-Length")
-        if expect_total is not None and total != expect_total:
-            return answer(Kind.CHANGED, detail=f"object size changed to {total}", total=total)
-        return answer(Kind.WHOLE, start=0, end=total, total=total)
-    if status == 416:
-        _, _, total = parse_content_range(headers.get("Content-Range"))
-        if expect_total is not None and total is not None and total != expect_total:
-            return answer(Kind.CHANGED, total=total, detail=f"object size changed to {total}")
-        if (total == 0 or (total is None and expect_total in (None, 0))) and start == 0:
-            return answer(Kind.EMPTY, total=0)
-        return answer(Kind.PAST_END, total=total, detail="range not satisfiable")
-    if status == 412:
-        return answer(Kind.CHANGED, detail="the object changed (412 Precondition Failed)")
-    if status in (401, 403):
-        return answer(Kind.REFUSED, detail="link refused")
-    if status == 404:
-        return answer(Kind.GONE, detail="object not found (404)")
-    if status == 429 or status >= 500:
-        return answer(
-            Kind.RETRY,
-            retry_after=retry_after_seconds(headers.get("Retry-After"), now=datetime.now(UTC)),
-            detail=f"server busy ({status})",
-        )
-    return answer(Kind.BAD, detail=f"unexpected HTTP {status}")
+            if ans.kind is Kind.REFUSED:
+                ans = replace(ans, code=error_code(await resp.content.read(4096)))
+            if not await on_answer(ans) or not ans.has_body:
+                return ans
+            await _pump(resp, ans, sink, policy)
+            end = sink.reach()
+            if end is not None and sink.pos < end and sink.live:
+                raise BodyIncomplete("body ended early", what="ClientPayloadError")
+            return ans
+
+
+async def _pump(resp: aiohttp.ClientResponse, ans: Answer, sink: Sink, policy: Policy) -> None:
+    """Stream the body into the sink from its position.
+
+    Memory per connection is bounded by construction: aiohttp buffers at most twice its
+    read_bufsize, and this loop copies what it reads into one reusable buffer of
+    ``write_size`` bytes, written out when it is full, before a read would overflow it, or
+    once ``write_age`` seconds have passed.
+    """
+    assert ans.start is not None
+    pos = sink.pos
+    skip = pos - ans.start  # a 200 answer starts at byte 0
+    size = policy.write_size
+    buf = bytearray(size)
+    view = memoryview(buf)
+    buffered = 0
+    read = resp.content.read
+    read_size = policy.read_size
+    limiter = policy.limiter
+    received = policy.received
+    clock = asyncio.get_running_loop().time
+    last_write = clock()
+
+    async def write_out() -> bool:
+        """Write what the buffer holds; False if the sink no longer wants it."""
+        nonlocal pos, buffered, last_write
+        if not sink.live:
+            return False
+        await sink.write(pos, view[:buffered])
+        pos += buffered
+        buffered = 0
+        last_write = clock()
+        return True
+
+    try:
+        while True:
+            data = await read(read_size)
+            if not data:
+                break
+            n = len(data)
+            start = 0
+            if skip:
+                if n <= skip:
+                    skip -= n
+                    continue
+                start, skip = skip, 0
+            if received is not None:
+                received(n - start)
+            if limiter is not None:
+                await limiter.take(n - start)
+            if buffered + (n - start) > size and not await write_out():
+                return
+            limit = sink.reach()
+            stop = False
+            if limit is not None and pos + buffered + (n - start) >= limit:
+                n = start + max(0, limit - pos - buffered)
+                stop = True
+            buf[buffered : buffered + n - start] = memoryview(data)[start:n]
+            buffered += n - start
+            full = buffered >= size or clock() - last_write >= policy.write_age
+            if (full or stop) and not await write_out():
+                return
+            if stop or not sink.live:
+                break
+    except FOREIGN:
+        # The bytes that did arrive are good: keep them, refetch only the rest.
+        if buffered:
+            await write_out()
+        raise
+    if buffered:
+        await write_out()

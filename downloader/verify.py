@@ -6,7 +6,6 @@ its presence is what a nightly job (and ``rds-backup verify``) trusts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from downloader import __version__, storage
-from downloader.digest import Crc64
 from downloader.errors import UsageError
+from downloader.hashing import hash_file
 from downloader.journal import FileRecord
 
 MANIFEST_VERSION = 1
@@ -119,17 +118,13 @@ def _check_file(
     want_md5 = entry.get("md5")
     if not any(isinstance(w, (int, str)) for w in (want_crc, want_sha, want_md5)):
         return Check(name, False, "the manifest records no checksum for this file")
-    crc = Crc64()
-    sha = hashlib.sha256() if want_sha else None
-    md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
-    with open(path, "rb") as fh:
-        while block := fh.read(4 * 1024 * 1024):
-            crc.update(block)
-            for h in (sha, md5):
-                if h is not None:
-                    h.update(block)
-            if progress is not None:
-                progress(name, len(block))
+    digests = hash_file(
+        path,
+        sha256=bool(want_sha),
+        md5=bool(want_md5),
+        progress=None if progress is None else lambda n: progress(name, n),
+    )
+    crc, sha, md5 = digests.crc64, digests.sha256, digests.md5
     changed = "mismatch: the file changed since it was downloaded"
     if want_crc is not None and crc.value != want_crc:
         return Check(name, False, f"CRC-64 {changed}")

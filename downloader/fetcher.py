@@ -1,0 +1,269 @@
+"""Carries one range to its end, across attempts: a fresh link, one GET
+(:func:`downloader.transfer.fetch_range`), and what each answer means for the file.
+
+A body answer is checked against what the file knows (the first one teaches its size and
+identity); a 403 renews the link once (a fresh link refused again fails the file); a 412
+or a changed ETag restarts the file; 404 fails it; 429/5xx and network failures are
+retried with backoff (:mod:`downloader.retry`), counting only failures in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from yarl import URL
+
+from downloader import storage
+from downloader.answer import Answer, Kind
+from downloader.context import RunContext
+from downloader.errors import (
+    FileGoneError,
+    LinkRefusedError,
+    NetworkError,
+    RdsBackupError,
+    TlsFailed,
+    TransferError,
+    VerificationError,
+)
+from downloader.filejob import FileJob
+from downloader.ranges import kb_size_matches, split
+from downloader.resolver import Link
+from downloader.scheduler import Slot
+from downloader.sink import PartFileSink
+from downloader.transfer import Policy, Want, fetch_range
+
+log = logging.getLogger("rds_backup.engine")
+
+
+class RangeFetcher:
+    def __init__(self, ctx: RunContext, policy: Policy) -> None:
+        self.ctx = ctx
+        self.policy = policy
+
+    async def run(self, job: FileJob, slot: Slot) -> None:
+        """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
+        ctx = self.ctx
+        cfg = ctx.cfg
+        attempts = 0
+        refused_generation: int | None = None
+        policy = replace(self.policy, received=lambda n: self._received(job, n))
+        while not slot.stale:
+            if slot.end is not None and (
+                slot.pos >= slot.end or job.done.contains(slot.pos, slot.end)
+            ):
+                slot.pos = slot.end  # nothing of it to put back in the queue
+                return
+            link = await ctx.resolver.fresh(job.name)
+            pos_before = slot.pos
+            want = Want(slot.pos, job.chunk if slot.probe else slot.end, job.etag, job.plan.size)
+
+            async def on_answer(ans: Answer, job: FileJob = job, slot: Slot = slot) -> bool:
+                ctx.resolver.observe_server_date(ans.date)
+                if not ans.has_body:
+                    return False
+                probe = slot.probe
+                if not self._accept(job, slot, ans):
+                    return False
+                if probe:
+                    await ctx.notify()  # its other ranges are queued now
+                return True
+
+            try:
+                async with self._sink(job, slot) as sink:
+                    ans = await fetch_range(ctx.session, link.url, want, sink, policy, on_answer)
+            except TlsFailed as exc:
+                raise _tls_error(job.name, link.url, exc) from exc
+            except NetworkError as exc:
+                if slot.pos > pos_before:
+                    attempts = 0  # it moved forward: only stalls in a row count
+                attempts += 1
+                ctx.stats.retries += 1
+                if attempts > cfg.retries:
+                    raise TransferError(
+                        f"{job.name}: giving up after {attempts} attempts ({exc.what})",
+                        file=job.name,
+                    ) from exc
+                ctx.reporter.event(
+                    "retry",
+                    f"{job.name}: {exc.what} at byte {slot.pos}; retry {attempts}/{cfg.retries}",
+                    file=job.name,
+                    attempt=attempts,
+                )
+                await ctx.sleep(cfg.backoff.delay(attempts, None))
+                continue
+            if ans.has_body:
+                return
+            if ans.kind is Kind.EMPTY and slot.probe:
+                self._learn(job, 0, ans)
+                return
+            if ans.kind is Kind.CHANGED:
+                job.restart(ctx.sched, ctx.stats, ans.detail or "the object changed")
+                return
+            if ans.kind is Kind.REFUSED:
+                code = ans.code or "AccessDenied"
+                ctx.reporter.event(
+                    "link_refused",
+                    f"{job.name}: object store refused the link ({ans.status} {code})",
+                    file=job.name,
+                    status=ans.status,
+                    request_id=ans.request_id,
+                )
+                if refused_generation is not None and link.generation > refused_generation:
+                    raise LinkRefusedError(
+                        f"{job.name}: the object store refuses even a freshly resolved link "
+                        f"({code})",
+                        file=job.name,
+                        status=ans.status,
+                        request_id=ans.request_id,
+                    )
+                refused_generation = link.generation
+                await self._renew(job, link)
+                continue
+            if ans.kind is Kind.GONE:
+                raise FileGoneError(
+                    f"{job.name}: {ans.detail}",
+                    file=job.name,
+                    status=ans.status,
+                    request_id=ans.request_id,
+                )
+            attempts += 1
+            ctx.stats.retries += 1
+            if attempts > cfg.retries:
+                raise TransferError(
+                    f"{job.name}: {ans.detail}; giving up after {attempts} attempts",
+                    file=job.name,
+                    status=ans.status,
+                    request_id=ans.request_id,
+                )
+            ctx.reporter.event(
+                "retry",
+                f"{job.name}: {ans.detail}; retry {attempts}/{cfg.retries}",
+                file=job.name,
+                status=ans.status,
+                attempt=attempts,
+            )
+            await ctx.sleep(cfg.backoff.delay(attempts, ans.retry_after))
+
+    def _received(self, job: FileJob, n: int) -> None:
+        self.ctx.stats.bytes_fetched += n
+        job.fetched += n
+
+    def _sink(self, job: FileJob, slot: Slot) -> PartFileSink:
+        ctx = self.ctx
+
+        def landed(pos: int, n: int) -> None:
+            new = ctx.writer.wrote(job.log, pos, n, job.chunk)
+            ctx.reporter.advance(job.name, new)
+            if job.hasher is not None:
+                job.hasher.landed()
+
+        return PartFileSink(
+            slot,
+            job.part,
+            job.hasher,
+            landed,
+            executor=ctx.executor,
+            name=job.name,
+            needed=lambda: (job.plan.size or 0) - job.done.covered(),
+        )
+
+    async def _renew(self, job: FileJob, link: Link) -> None:
+        try:
+            await self.ctx.resolver.refused(job.name, link)
+        except (FileGoneError, LinkRefusedError):
+            raise
+        except RdsBackupError as exc:
+            raise LinkRefusedError(
+                f"{job.name}: link refused and re-resolving failed: {exc}", file=job.name
+            ) from exc
+
+    def _accept(self, job: FileJob, slot: Slot, ans: Answer) -> bool:
+        """Check a body-carrying answer against what we know; False: drop the slot."""
+        sched = self.ctx.sched
+        assert ans.total is not None
+        if ans.crc64 is not None and ans.whole:
+            # Trusted only from an answer that is the whole object: esdk-obs-python checks
+            # it for whole-object downloads only (a ranged answer's may not describe it).
+            job.record.crc64 = ans.crc64
+        if slot.probe:
+            self._learn(job, ans.total, ans)
+            if not job.plan.state.running:
+                return False  # it failed (wrong size, no room)
+            if ans.kind is Kind.WHOLE:
+                sched.go_sequential(slot, self._first_missing(job))
+            else:
+                sched.probed(slot, min(job.chunk, ans.total))
+            return True
+        if ans.kind is Kind.WHOLE and not job.plan.sequential:
+            self.ctx.reporter.event(
+                "warning",
+                f"{job.name}: the server ignores Range; fetching this file as one stream",
+                file=job.name,
+            )
+            # Bytes already on disk are rewritten with the same content: the ETag is
+            # checked on every answer.
+            sched.go_sequential(slot, self._first_missing(job))
+        return True
+
+    @staticmethod
+    def _first_missing(job: FileJob) -> int:
+        size = job.plan.size
+        assert size is not None
+        missing = job.done.missing(size)
+        return missing[0][0] if missing else size
+
+    def _learn(self, job: FileJob, total: int, ans: Answer) -> None:
+        """The first answer for a file: its size and identity."""
+        ctx = self.ctx
+        if not kb_size_matches(total, job.bf.size_kb):
+            job.fail(
+                ctx.sched,
+                VerificationError(
+                    f"{job.name}: the object has {total} bytes but the API reports "
+                    f"{job.bf.size_kb} KB",
+                    file=job.name,
+                ),
+            )
+            return
+        job.record.size = total
+        job.record.etag = ans.etag
+        job.record.last_modified = ans.last_modified
+        storage.create_part(job.part)
+        first = min(job.chunk, total)
+        ctx.sched.plan(job.plan, total, list(split([(first, total)], job.chunk)))
+        if ctx.cfg.preallocate and total:
+            try:
+                storage.preallocate(job.part, total)
+            except OSError as exc:
+                job.fail(ctx.sched, storage.disk_error(exc, job.name, total))
+                return
+        if job.started is None:
+            job.started = ctx.clock()
+            ctx.reporter.file_started(job.name, total)
+        else:
+            ctx.reporter.file_size_known(job.name, total)
+        ctx.start_hasher(job)
+        ctx.writer.soon()
+
+
+def _tls_error(name: str, url: str, exc: TlsFailed) -> TransferError:
+    """Words for a TLS failure on a download link: not retried, never silently bypassed.
+
+    A virtual-hosted link to a bucket with dots in its name (``rdsbucket.x.1.obs.<region>...``)
+    cannot match the object store's wildcard certificate (Huawei's RDS guide tells users of
+    wget to turn verification off for exactly this reason).
+    """
+    host = URL(url, encoded=True).host or "?"
+    bucket = host.split(".obs.", 1)[0] if ".obs." in host else ""
+    hint = (
+        f" (the bucket name {bucket!r} has dots, which wildcard certificates do not match)"
+        if "." in bucket
+        else ""
+    )
+    return TransferError(
+        f"{name}: TLS certificate check failed for {host}{hint}: {exc.what}; "
+        "--ca-bundle trusts a private CA, --insecure-links skips the check for download "
+        "links only (logged)",
+        file=name,
+    )

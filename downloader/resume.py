@@ -1,0 +1,130 @@
+"""Resume triage: what each selected file needs before any byte is fetched.
+
+A file finished earlier and still in place is skipped; one an earlier run moved into place
+but did not record complete is checked in place (this one time a second read is needed);
+one with a usable record resumes from the bytes it names; anything else starts from byte 0
+(a record that cannot be trusted is removed, with a warning). Then the whole selection must
+fit on the disk: fail in the first second, not after hours.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from downloader import storage
+from downloader.errors import StorageError
+from downloader.filejob import FileJob
+from downloader.finish import utc_stamp
+from downloader.hashing import etag_md5, hash_file
+from downloader.journal.records import FileRecord
+from downloader.journal.store import Journal
+from downloader.journal.writer import FileLog
+from downloader.models import BackupFile
+from downloader.progress import Reporter
+from downloader.ranges import RangeSet
+from downloader.results import FileOutcome
+from downloader.scheduler import PlanFile
+
+log = logging.getLogger("rds_backup.engine")
+
+
+@dataclass(slots=True)
+class Triage:
+    jobs: list[FileJob] = field(default_factory=list)  # to fetch, in the listing's order
+    skipped: list[FileOutcome] = field(default_factory=list)  # complete already
+
+
+def triage(
+    files: Sequence[BackupFile],
+    journal: Journal,
+    reporter: Reporter,
+    *,
+    backup_id: str,
+    sha256: bool,
+    check_md5: bool,
+) -> Triage:
+    layout = journal.layout
+    out = Triage()
+    for bf in files:
+        final = layout.final(bf.name)
+        record, why = journal.load(backup_id, bf.name, bf.size_kb)
+        if record is not None and record.complete:
+            if final.exists() and final.stat().st_size == record.size:
+                out.skipped.append(_skip(bf, record, reporter))
+                continue
+            record, why = None, "finished earlier, but the file is missing or altered"
+        if record is not None and journal.moved_into_place(record):
+            if _adopt(bf, record, journal, sha256=sha256, check_md5=check_md5):
+                out.skipped.append(_skip(bf, record, reporter))
+                continue
+            record, why = None, None
+        if why:
+            reporter.event("warning", f"{bf.name}: {why}; restarting this file", file=bf.name)
+            journal.remove(bf.name)
+        fresh = FileRecord(backup_id, bf.name, bf.size_kb, database_name=bf.database_name)
+        flog = FileLog(bf.name, layout.part(bf.name), record or fresh)
+        plan = PlanFile(bf.name, bf.size_kb * 1024)
+        if record is not None and record.size is not None:
+            plan.size = record.size
+            flog.done = RangeSet(record.done)
+        out.jobs.append(FileJob(bf, plan, flog, final))
+    return out
+
+
+def check_space(jobs: Sequence[FileJob], journal: Journal) -> None:
+    """The whole selection must fit (counting what part files already hold)."""
+    if not jobs:
+        return
+    need = sum(max(0, j.bf.size_kb * 1024 - storage.allocated(j.part)) for j in jobs)
+    free = storage.free_bytes(journal.layout.state)
+    if free < need:
+        raise StorageError(
+            f"not enough free space in {journal.layout.root}: {need} bytes needed, {free} available"
+        )
+
+
+def _skip(bf: BackupFile, rec: FileRecord, reporter: Reporter) -> FileOutcome:
+    reporter.file_skipped(bf.name, "already downloaded and verified")
+    return FileOutcome(
+        bf.name,
+        bf.database_name,
+        ok=True,
+        skipped=True,
+        size=rec.size,
+        sha256=rec.sha256,
+        md5=rec.md5,
+        crc64=rec.crc64,
+        etag=rec.etag,
+        last_modified=rec.last_modified,
+    )
+
+
+def _adopt(
+    bf: BackupFile, rec: FileRecord, journal: Journal, *, sha256: bool, check_md5: bool
+) -> bool:
+    """An earlier run moved the file into place but stopped before recording it complete:
+    record it if it matches the CRC-64 recorded before the rename (or, for a record without
+    one, the MD5 its ETag gives). With neither to check it against, it is fetched again."""
+    final = journal.layout.final(bf.name)
+    want_md5 = etag_md5(rec.etag) if check_md5 else None
+    if rec.crc64 is None and want_md5 is None:
+        return False
+    digests = hash_file(final, sha256=sha256, md5=want_md5 is not None, block=1024 * 1024)
+    crc_differs = rec.crc64 is not None and digests.crc64.value != rec.crc64
+    md5_differs = want_md5 is not None and digests.md5_hex() != want_md5
+    if crc_differs or md5_differs:
+        log.warning("%s: file in place does not match its object; fetching again", bf.name)
+        os.unlink(final)
+        journal.remove(bf.name)
+        return False
+    rec.complete = True
+    rec.done = [(0, rec.size)] if rec.size else []
+    rec.sha256 = digests.sha256_hex()
+    rec.md5 = digests.md5_hex()
+    rec.crc64 = digests.crc64.value
+    rec.finished_at = utc_stamp()
+    journal.save(rec)
+    return True

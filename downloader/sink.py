@@ -1,0 +1,116 @@
+"""Where a range's bytes go: the sinks that :func:`downloader.transfer.fetch_range` writes to.
+
+A sink takes bytes at their offsets and says how far its range still reaches (a split may
+cut it shorter while it runs) and whether its bytes are still wanted at all. The transfer
+knows nothing else of files, journals or progress. Today's sink is the part file
+(:class:`PartFileSink`); an in-order stream is another on the same seam.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiofiles
+
+from downloader import storage
+from downloader.digest import Piece
+from downloader.hashing import FileHasher
+from downloader.scheduler import Slot
+
+
+class Sink(Protocol):
+    @property
+    def pos(self) -> int:
+        """The next byte the range wants."""
+        ...
+
+    @property
+    def live(self) -> bool:
+        """Whether its bytes are still wanted (False: the transfer stops, writing nothing)."""
+        ...
+
+    def reach(self) -> int | None:
+        """One past the last byte wanted; None: to the end of the object."""
+        ...
+
+    async def write(self, pos: int, data: memoryview) -> None:
+        """Take ``data`` at ``pos`` (which is :attr:`pos`)."""
+        ...
+
+
+class PartFileSink:
+    """One range of one file into its part file, at its offsets (an async context manager:
+    the file is opened at the first write and closed on exit).
+
+    Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
+    journal's fsync see it (a buffered writer would hold small writes back). Each write is
+    CRC-64'd from memory into the file's hasher, then ``landed(pos, n)`` is told.
+    """
+
+    def __init__(
+        self,
+        slot: Slot,
+        part: Path,
+        hasher: FileHasher | None,
+        landed: Callable[[int, int], None],
+        *,
+        executor: concurrent.futures.Executor | None,
+        name: str,
+        needed: Callable[[], int],
+    ) -> None:
+        self.slot = slot
+        self._part = part
+        self._hasher = hasher
+        self._landed = landed
+        self._executor = executor
+        self._name = name
+        self._needed = needed  # bytes still to come, for an ENOSPC message
+        self._fh: Any = None
+        self._piece: Piece | None = None
+
+    @property
+    def pos(self) -> int:
+        return self.slot.pos
+
+    @property
+    def live(self) -> bool:
+        return not self.slot.stale
+
+    def reach(self) -> int | None:
+        return self.slot.end
+
+    async def write(self, pos: int, data: memoryview) -> None:
+        try:
+            if self._fh is None:
+                self._fh = await aiofiles.open(
+                    self._part, "r+b", buffering=0, executor=self._executor
+                )
+                await self._fh.seek(pos)
+            rest = data
+            while rest:
+                written = await self._fh.write(rest)
+                rest = rest[written:]
+        except OSError as exc:
+            raise storage.disk_error(exc, self._name, self._needed()) from exc
+        if self._hasher is not None:
+            self._piece = self._hasher.wrote(self._piece, pos, data)
+        n = len(data)
+        self.slot.pos = pos + n
+        self._landed(pos, n)
+
+    async def __aenter__(self) -> PartFileSink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fh is not None:
+            await self._fh.close()
+            self._fh = None

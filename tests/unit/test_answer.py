@@ -1,0 +1,129 @@
+"""downloader.transfer's pure half: the request headers of a ranged GET and the verdict
+on each answer (classify)."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from downloader.digest import Crc64
+from downloader.answer import Kind, classify, request_headers
+from downloader.hashing import is_plain_md5_etag
+
+
+def headers(**kw: str) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict({k.replace("_", "-"): v for k, v in kw.items()}))
+
+
+def test_request_headers() -> None:
+    assert request_headers(0, 10, None) == {"Range": "bytes=0-9"}
+    assert request_headers(5, None, '"e"') == {"Range": "bytes=5-", "If-Match": '"e"'}
+
+
+def test_206_must_be_what_was_asked() -> None:
+    ok = classify(
+        206,
+        headers(Content_Range="bytes 10-19/100", ETag='"a"'),
+        start=10,
+        end=20,
+        expect_etag='"a"',
+        expect_total=100,
+    )
+    assert ok.kind is Kind.PARTIAL and (ok.start, ok.end, ok.total) == (10, 20, 100)
+    clamped = classify(
+        206,
+        headers(Content_Range="bytes 90-99/100"),
+        start=90,
+        end=200,
+        expect_etag=None,
+        expect_total=None,
+    )
+    assert clamped.kind is Kind.PARTIAL and clamped.end == 100
+    wrong = classify(
+        206,
+        headers(Content_Range="bytes 0-9/100"),
+        start=10,
+        end=20,
+        expect_etag=None,
+        expect_total=100,
+    )
+    assert wrong.kind is Kind.BAD
+    other = classify(
+        206,
+        headers(Content_Range="bytes 10-19/100", ETag='"b"'),
+        start=10,
+        end=20,
+        expect_etag='"a"',
+        expect_total=100,
+    )
+    assert other.kind is Kind.CHANGED
+    resized = classify(
+        206,
+        headers(Content_Range="bytes 10-19/101"),
+        start=10,
+        end=20,
+        expect_etag=None,
+        expect_total=100,
+    )
+    assert resized.kind is Kind.CHANGED
+
+
+@pytest.mark.parametrize(
+    ("status", "hdrs", "kind"),
+    [
+        (200, {"Content_Length": "100"}, Kind.WHOLE),
+        (200, {}, Kind.BAD),
+        (416, {"Content_Range": "bytes */0"}, Kind.EMPTY),
+        (416, {"Content_Range": "bytes */50"}, Kind.PAST_END),
+        (412, {}, Kind.CHANGED),
+        (403, {}, Kind.REFUSED),
+        (404, {}, Kind.GONE),
+        (429, {"Retry_After": "3"}, Kind.RETRY),
+        (503, {}, Kind.RETRY),
+        (400, {}, Kind.BAD),
+    ],
+)
+def test_classify_statuses(status: int, hdrs: dict[str, str], kind: Kind) -> None:
+    answer = classify(status, headers(**hdrs), start=0, end=10, expect_etag=None, expect_total=None)
+    assert answer.kind is kind
+    if status == 429:
+        assert answer.retry_after == 3.0
+
+
+def test_request_id_is_kept() -> None:
+    answer = classify(
+        503, headers(x_obs_request_id="R1"), start=0, end=1, expect_etag=None, expect_total=None
+    )
+    assert answer.request_id == "R1"
+
+
+def test_md5_shaped_etags() -> None:
+    assert is_plain_md5_etag('"3b46eaf02d3b6b1206078bb86a7b7013"')
+    assert not is_plain_md5_etag('"3b46eaf02d3b6b1206078bb86a7b7013-3"')
+    assert not is_plain_md5_etag('"5f1e-1a2b"')
+    assert not is_plain_md5_etag(None)
+
+
+def test_crc64_is_the_xz_variant_obs_reports() -> None:
+    crc = Crc64()
+    crc.update(b"1234")
+    crc.update(b"56789")
+    assert crc.value == 0x995DC9BBDF1939FA  # CRC-64/XZ check value of "123456789"
+    whole = classify(
+        200,
+        headers(Content_Length="9", x_obs_checksum_crc64ecma=str(crc.value)),
+        start=0,
+        end=None,
+        expect_etag=None,
+        expect_total=None,
+    )
+    assert whole.whole and whole.crc64 == crc.value
+    part = classify(
+        206,
+        headers(Content_Range="bytes 0-3/9", x_obs_checksum_crc64ecma="1"),
+        start=0,
+        end=4,
+        expect_etag=None,
+        expect_total=None,
+    )
+    assert not part.whole
