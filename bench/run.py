@@ -462,6 +462,7 @@ class Env:
     aria2c: str
     curl: str
     failures: list[str] = field(default_factory=list)
+    baseline: list[str] | None = None  # another rds-backup build, same flags
 
 
 COMMON_ARIA2 = [
@@ -493,6 +494,8 @@ def tools_for(env: Env, ds: DataSet) -> list[Tool]:
     ]
     if env.args.rds_tuned:
         tools.append(Tool("rds-backup*", f"rds-backup {env.args.rds_tuned} (TUNED)"))
+    if env.baseline is not None:
+        tools.append(Tool("rds-backup@base", f"rds-backup (defaults) {env.args.baseline_label}"))
     return tools
 
 
@@ -529,8 +532,9 @@ def command(
         links = cfg / f"links-{tag}.json"
         write_links(links, [(f.name, f.size, u) for f, u in zip(files, urls, strict=True)])
         extra = shlex.split(env.args.rds_tuned) if tool.key == "rds-backup*" else []
+        rds = env.baseline if tool.key == "rds-backup@base" and env.baseline else env.rds
         return [
-            *env.rds,
+            *rds,
             "--quiet",
             "download",
             "bench",
@@ -644,7 +648,7 @@ def one_run(
     tag: str | None = None,
 ) -> RunResult:
     files = list(files or ds.files)
-    tag = tag or f"{ds.key}-{tool.key.replace('*', '-tuned')}-r{rnd}"
+    tag = tag or f"{ds.key}-{tool.key.replace('*', '-tuned').replace('@', '-')}-r{rnd}"
     out = env.workdir / "runs" / tag
     if out.exists():
         shutil.rmtree(out)
@@ -1040,6 +1044,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         '(e.g. "-x 16 --max-connections 16")',
     )
     p.add_argument(
+        "--baseline",
+        metavar="CMD",
+        help="also run another rds-backup build with the same flags (e.g. one installed from "
+        "an earlier commit: .../venv/bin/rds-backup), to compare two builds in one run",
+    )
+    p.add_argument(
+        "--baseline-label",
+        default="(baseline)",
+        help="how to label the --baseline build in the tables (e.g. its commit)",
+    )
+    p.add_argument(
         "--no-rss-check",
         dest="rss_check",
         action="store_false",
@@ -1096,6 +1111,8 @@ def bench(args: argparse.Namespace) -> int:
         )
     nginx = Nginx(tools["nginx"], workdir, data.root, args.wan_rate)
     env = Env(args, workdir, data, nginx, rds, tools["aria2c"], tools["curl"])
+    if args.baseline:
+        env.baseline = find_rds(args.baseline)
     all_verdicts: list[Verdict] = []
     started = time.perf_counter()
     with sigterm_as_exit():
@@ -1166,6 +1183,14 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
         tuned = by_key["rds-backup*"]
         r = ratio(tuned.mibs, by_key["aria2c"].mibs)
         print(f"  (TUNED rds-backup / aria2c: {fmt(r, '.2f')}x, not counted for the targets)")
+    if "rds-backup@base" in by_key:
+        base, this = by_key["rds-backup@base"], by_key["rds-backup"]
+        print(
+            f"  this build / {args.baseline_label}: throughput "
+            f"{fmt(ratio(this.mibs, base.mibs), '.2f')}x, CPU s/GiB "
+            f"{fmt(ratio(this.cpu_gib, base.cpu_gib), '.2f')}x, peak RSS "
+            f"{fmt(this.rss_mb, '.1f')} vs {fmt(base.rss_mb, '.1f')} MB"
+        )
     if rss_small:
         small = make_sets(args.quick)["wan"].files[0].size
         s_small = summarize("probe", rss_small, small)
