@@ -6,9 +6,11 @@ query (``yarl.URL(..., encoded=True)`` so aiohttp does not re-encode it), one AP
 token, a connect + total timeout.
 
 Retries (decided by :class:`RetryPolicy`, a pure object): connection errors, timeouts, 429 /
-APIG.0308 and 5xx, with exponential backoff and full jitter, at least ``Retry-After``. Any other
-4xx is final at once: a wrong SK costs exactly one request, and more than five signature
-failures in a row lock the AK for five minutes (facts §3).
+APIG.0308 and 5xx, with the shared :class:`~downloader.retry.Backoff` (full jitter, at least
+``Retry-After``). A TLS failure is final, and so is any other 4xx at once: a wrong SK costs
+exactly one request, and more than five signature failures in a row lock the AK for five
+minutes (facts §3). A 401 for an expired signature, when the server's ``Date`` shows our clock
+is off, is signed again once with the server's time (:meth:`Auth.correct_clock`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import random
 import ssl as _ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
@@ -34,14 +36,20 @@ from downloader.errors import (
     ApiError,
     ApiNotFoundError,
     ApiThrottledError,
+    ApiTlsError,
     ApiUnavailableError,
+    NetworkError,
+    NetworkTimeout,
     ResponseFormatError,
+    TlsFailed,
     UsageError,
 )
 from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing
+from downloader.netmap import network_errors
+from downloader.retry import Backoff
 
-log = logging.getLogger("downloader.api")
+log = logging.getLogger("rds_backup.api.client")
 
 PAGE_LIMIT = 100  # the API's maximum page size (facts §2)
 MAX_PAGES = 1000  # a server that never reaches total_count must not page forever
@@ -54,27 +62,19 @@ SslArg = _ssl.SSLContext | bool | None
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how long to retry a retryable API failure."""
+    """How often and how long to retry a retryable API failure; ``backoff`` says how long to
+    wait between attempts (built from ``base_delay`` and ``max_delay``)."""
 
     max_attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 30.0
     total_timeout: float = 180.0  # the whole call, all attempts and waits included
+    backoff: Backoff = field(init=False, repr=False, compare=False)
 
-    def delay(
-        self, attempt: int, retry_after: float | None, rng: Callable[[], float] = random.random
-    ) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-        Full jitter (AWS architecture blog "Exponential Backoff And Jitter"): uniform in
-        [0, min(max_delay, base * 2**(attempt-1))], but never less than the server's
-        Retry-After.
-        """
-        cap = min(self.max_delay, self.base_delay * (2.0 ** min(attempt - 1, 30)))
-        jittered: float = cap * rng()
-        if retry_after is not None:
-            return max(jittered, retry_after)
-        return jittered
+    def __post_init__(self) -> None:
+        # Retry-After is honoured in full: ``total_timeout`` is what bounds a long one.
+        backoff = Backoff(base=self.base_delay, max_delay=self.max_delay)
+        object.__setattr__(self, "backoff", backoff)  # frozen: set once, here
 
 
 def _format_time(value: datetime | str) -> str:
@@ -88,10 +88,6 @@ def _format_time(value: datetime | str) -> str:
 def _host_port(url: yarl.URL) -> str:
     """The URL netloc as signed and sent in ``Host``: host plus any non-default port."""
     return url.host_port_subcomponent or ""
-
-
-class _TlsFailure(ApiUnavailableError):
-    """A certificate or handshake failure: retrying cannot fix it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +259,9 @@ class RdsClient:
                     refreshed_auth = True  # a cached IAM token may have been revoked: once
                     continue
                 raise error
-            if isinstance(error, _TlsFailure) or attempt >= self.retry.max_attempts:
+            if isinstance(error, ApiTlsError) or attempt >= self.retry.max_attempts:
                 raise error
-            wait = self.retry.delay(attempt, retry_after, self._rng)
+            wait = self.retry.backoff.delay(attempt, retry_after, self._rng)
             if self._clock() + wait > deadline:
                 raise error
             if isinstance(error, ApiThrottledError) and self.budget is not None:
@@ -284,45 +280,45 @@ class RdsClient:
     def _correct_clock(self, error: ApiError, headers: Mapping[str, str]) -> bool:
         """The gateway refuses an X-Sdk-Date more than 15 minutes off its clock ("signature
         expired", facts §3). When its Date header shows ours is that far off, sign with the
-        server's time from now on. Decide only; True means retry once."""
+        server's time from now on (if the auth signs with a clock at all). True means retry
+        once."""
         if error.status != 401 or "expired" not in (error.detail or "").lower():
             return False
-        offset_to = getattr(self.auth, "clock_offset", None)
         server = http_date(headers.get("Date"))
-        if offset_to is None or server is None:
+        if server is None:
             return False
         skew = server.timestamp() - datetime.now(UTC).timestamp()
-        if abs(skew - offset_to) < 300:
-            return False  # not a clock problem we can fix
+        if not self.auth.correct_clock(skew):
+            return False  # the credentials carry no time, or already use the server's
         log.warning("this machine's clock is %.0f s off the API's; signing with its time", -skew)
-        self.auth.clock_offset = skew  # type: ignore[attr-defined]
         return True
 
     async def _send(self, method: str, url: yarl.URL, headers: dict[str, str]) -> _Answer:
         self.calls += 1
         try:
-            async with self._session.request(
-                method,
-                url,
-                headers=headers,
-                ssl=self._ssl,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                length = resp.content_length
-                if length is not None and length > MAX_BODY:
-                    raise ResponseFormatError("response", f"body of {length} bytes is too big")
-                body = await resp.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise ResponseFormatError("response", "body is too big")
-                return _Answer(resp.status, dict(resp.headers), body)
-        except aiohttp.ClientSSLError as exc:
-            raise _TlsFailure(
-                f"TLS failure talking to the RDS API at {self._host}: {type(exc).__name__} "
+            with network_errors(f"RDS API at {self._host}"):
+                async with self._session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    ssl=self._ssl,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    length = resp.content_length
+                    if length is not None and length > MAX_BODY:
+                        raise ResponseFormatError("response", f"body of {length} bytes is too big")
+                    body = await resp.content.read(MAX_BODY + 1)
+                    if len(body) > MAX_BODY:
+                        raise ResponseFormatError("response", "body is too big")
+                    return _Answer(resp.status, dict(resp.headers), body)
+        except TlsFailed as exc:
+            raise ApiTlsError(
+                f"TLS failure talking to the RDS API at {self._host}: {exc.what} "
                 "(a private CA? use --ca-bundle)"
             ) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        except NetworkError as exc:
+            what = "timed out" if isinstance(exc, NetworkTimeout) else exc.what
             raise ApiUnavailableError(f"cannot reach the RDS API at {self._host}: {what}") from exc
 
 

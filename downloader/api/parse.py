@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -31,10 +31,11 @@ from downloader.errors import (
 from downloader.models import Backup, BackupFile, FileListing
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
-# §7); IAM answers ``2020-01-04T09:05:22.701000Z``. Accept both, with ``+08:00`` too.
+# §7); IAM answers ``2020-01-04T09:05:22.701000Z``. Accept both, with ``+08:00`` too. Only this
+# shape: ``fromisoformat`` alone would also take week dates, the basic format and no seconds.
 _TIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)"
+    r"\s*(?P<zone>[Zz]|[+-]\d{2}:?\d{2})",
     re.ASCII,
 )
 
@@ -68,22 +69,12 @@ def parse_time(value: str) -> datetime | None:
     m = _TIME_RE.fullmatch(value.strip())
     if m is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    frac = m.group(7) or ""
-    micro = int((frac + "000000")[:6])
+    # Python 3.11's fromisoformat reads ``+0800`` and ``Z`` and truncates a long fraction; it
+    # refuses a lower-case ``z`` and wants the parts adjacent, hence the rebuilt string.
     try:
-        if m.group(8):
-            tz = UTC
-        else:
-            sign = -1 if m.group(9) == "-" else 1
-            offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-            tz = timezone(sign * offset)
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    except ValueError:
+        return datetime.fromisoformat(f"{m['date']}T{m['time']}{m['zone'].upper()}")
+    except ValueError:  # Feb 30, hour 25, offset +2500 ...
         return None
-
-
-parse_expiry = parse_time
 
 
 def _type_name(value: object) -> str:

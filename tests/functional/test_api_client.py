@@ -8,28 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 
-from downloader.api.auth import AkSkAuth, Auth, IamPasswordAuth, TokenAuth, load_auth
+from downloader.api.auth import AkSkAuth, Auth, IamPasswordAuth, TokenAuth
 from downloader.api.budget import ApiBudget
 from downloader.api.client import RdsClient, RetryPolicy
+from downloader.api.credentials import load_auth
 from downloader.api.parse import load_links_file
 from downloader.errors import (
     ApiAuthError,
     ApiError,
     ApiNotFoundError,
     ApiThrottledError,
+    ApiTlsError,
     ApiUnavailableError,
     UsageError,
 )
+from downloader.logsetup import ROOT_LOGGER
 from downloader.sim import SimBackup, SimFile, Simulator
 from downloader.sim.catalog import (
     MYSQL_BINLOG,
@@ -352,6 +358,55 @@ async def test_connection_refused_is_unavailable(session: aiohttp.ClientSession)
     assert isinstance(info.value.__cause__, aiohttp.ClientError | OSError)
     assert client.calls == FAST.max_attempts
     assert sim.sk not in str(info.value)
+    host = endpoint.removeprefix("http://")
+    assert str(info.value) == f"cannot reach the RDS API at {host}: ClientConnectorError"
+
+
+async def test_iam_unreachable_is_unavailable_and_retried(session: aiohttp.ClientSession) -> None:
+    sim = Simulator()
+    await sim.start()
+    endpoint = sim.endpoint
+    await sim.stop()
+    auth = sim_iam_auth(sim, iam_endpoint=endpoint)
+    fake = FakeTime()
+    client = RdsClient(
+        endpoint=endpoint,
+        project_id=sim.project_id,
+        auth=auth,
+        session=session,
+        retry=FAST,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    with pytest.raises(ApiUnavailableError) as info:
+        await client.show_backup_files(MYSQL_FULL)
+    assert str(info.value) == "cannot get an IAM token from 127.0.0.1: ClientConnectorError"
+    assert auth.fetches == FAST.max_attempts and client.calls == 0
+    assert sim.iam_password not in str(info.value)
+
+
+async def test_tls_failure_is_not_retried_and_names_the_fix(
+    session: aiohttp.ClientSession,
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    sim = Simulator()
+    await sim.start(ssl_context=server_ctx)
+    try:
+        client = make_client(sim, session)  # the system's CAs do not know ours
+        with pytest.raises(ApiTlsError) as info:
+            await client.show_backup_files(MYSQL_FULL)
+        assert client.calls == 1
+        host = sim.endpoint.removeprefix("https://")
+        assert str(info.value).startswith(f"TLS failure talking to the RDS API at {host}: ")
+        assert str(info.value).endswith("(a private CA? use --ca-bundle)")
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        listing = await make_client(sim, session, ssl=trusting).show_backup_files(MYSQL_FULL)
+        assert len(listing.files) == 4
+    finally:
+        await sim.stop()
 
 
 async def test_request_timeout_is_unavailable() -> None:
@@ -532,3 +587,47 @@ async def test_links_file_from_a_saved_answer(
     from_api = await make_client(sim, session).show_backup_files(MYSQL_FULL)
     assert [f.name for f in from_file.files] == [f.name for f in from_api.files]
     assert json.loads(saved)["bucket"] == from_file.bucket
+
+
+# ------------------------------------------------------------------------------ logging
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def rds_backup_records() -> Iterator[list[logging.LogRecord]]:
+    """What reaches the ``rds_backup`` logger itself: the tree the CLI formats and redacts."""
+    logger = logging.getLogger(ROOT_LOGGER)
+    handler = _Records()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_clock_skew_and_retries_log_under_rds_backup(
+    sim: Simulator, session: aiohttp.ClientSession, rds_backup_records: list[logging.LogRecord]
+) -> None:
+    sim.faults.server_clock_offset = 3600  # past the 15 min signature limit
+    sim.faults.api_error_status = 503
+    sim.faults.api_error_count = 1
+    auth = ak_sk(sim)
+    listing = await make_client(sim, session, auth).show_backup_files(MYSQL_FULL)
+    assert len(listing.files) == 4
+    assert 3590 < auth.clock_offset < 3610
+    skew = [r for r in rds_backup_records if "clock" in r.getMessage()]
+    retry = [r for r in rds_backup_records if "retrying" in r.getMessage()]
+    assert len(skew) == 1 and skew[0].levelno == logging.WARNING
+    assert len(retry) == 1 and retry[0].levelno == logging.DEBUG
+    assert all(r.name.startswith(f"{ROOT_LOGGER}.api") for r in skew + retry)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from downloader.api.auth import (
-    AkSkAuth,
-    Auth,
-    IamPasswordAuth,
-    TokenAuth,
-    load_auth,
-)
+from downloader.api.auth import AkSkAuth, Auth, IamPasswordAuth, TokenAuth
+from downloader.api.credentials import load_auth
 from downloader.api.signer import parse_authorization
 from downloader.errors import CredentialsError
 
@@ -250,3 +246,28 @@ async def test_token_headers() -> None:
         session=None,  # type: ignore[arg-type]
     )
     assert out == {"Content-Type": "application/json", "X-Auth-Token": TOKEN}
+
+
+async def test_only_ak_sk_signing_takes_a_clock_correction() -> None:
+    signed_at = datetime(2026, 11, 26, 5, 40, 0, tzinfo=UTC)
+    auth = AkSkAuth(AK, SK, now=lambda: signed_at)
+    assert auth.clock_offset == 0.0
+    assert auth.correct_clock(3600.0)
+    assert auth.clock_offset == 3600.0
+    assert not auth.correct_clock(3700.0)  # within 5 minutes of the time in use: not the cause
+    out = await auth.headers(
+        method="GET",
+        host="h",
+        path="/",
+        query=[],
+        headers={"Content-Type": "application/json", "Host": "h"},
+        body=b"",
+        session=None,  # type: ignore[arg-type]  # AK/SK signing does no I/O
+    )
+    assert out["X-Sdk-Date"] == "20261126T064000Z"  # an hour on, as the server's clock says
+
+    assert not TokenAuth(TOKEN).correct_clock(3600.0)
+    iam = IamPasswordAuth(
+        user="u", password=PASSWORD, domain="d", iam_endpoint="https://iam.example", region="r"
+    )
+    assert not iam.correct_clock(3600.0)  # a token's lifetime is read on IAM's clock already

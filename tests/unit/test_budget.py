@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from fakes import FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,21 +16,7 @@ from downloader.httpdates import retry_after_seconds
 from downloader.models import Backup
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-async def spend(budget: ApiBudget, fake: FakeTime, n: int) -> list[float]:
+async def spend(budget: ApiBudget, fake: FakeClock, n: int) -> list[float]:
     stamps = []
     for _ in range(n):
         await budget.acquire()
@@ -42,7 +29,7 @@ def max_in_window(stamps: list[float], period: float) -> int:
 
 
 async def test_default_is_60_per_minute_with_a_burst_of_10() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     budget = ApiBudget(clock=fake.clock, sleep=fake.sleep)
     stamps = await spend(budget, fake, 130)
     assert stamps[:10] == [0.0] * 10  # the burst
@@ -52,7 +39,7 @@ async def test_default_is_60_per_minute_with_a_burst_of_10() -> None:
 
 
 async def test_full_burst_never_exceeds_the_window() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     budget = ApiBudget(5, burst=5, clock=fake.clock, sleep=fake.sleep)
     stamps = await spend(budget, fake, 23)
     assert stamps[:5] == [0.0] * 5
@@ -67,11 +54,11 @@ async def test_full_burst_never_exceeds_the_window() -> None:
 )
 def test_window_property(per_minute: int, burst: int, gaps: list[float]) -> None:
     async def run() -> list[float]:
-        fake = FakeTime()
+        fake = FakeClock(start=0.0)
         budget = ApiBudget(per_minute, burst=burst, clock=fake.clock, sleep=fake.sleep)
         stamps = []
         for gap in gaps:
-            fake.now += gap
+            fake.advance(gap)
             await budget.acquire()
             stamps.append(fake.now)
         return stamps
@@ -81,7 +68,7 @@ def test_window_property(per_minute: int, burst: int, gaps: list[float]) -> None
 
 
 async def test_pause_holds_everyone() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     budget = ApiBudget(clock=fake.clock, sleep=fake.sleep)
     budget.pause(7.5)
     await budget.acquire()
@@ -89,7 +76,7 @@ async def test_pause_holds_everyone() -> None:
 
 
 async def test_concurrent_waiters_all_get_through() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     budget = ApiBudget(3, burst=1, clock=fake.clock, sleep=fake.sleep)
     await asyncio.gather(*(budget.acquire() for _ in range(7)))
     assert budget.acquired == 7
@@ -105,16 +92,17 @@ def test_bad_budget() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    policy = RetryPolicy(base_delay=1, max_delay=10)
-    assert [policy.delay(n, None, lambda: 1.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
-    assert policy.delay(3, None, lambda: 0.0) == 0.0  # full jitter reaches zero
-    assert policy.delay(1000, None, lambda: 1.0) == 10
+    backoff = RetryPolicy(base_delay=1, max_delay=10).backoff
+    assert [backoff.delay(n, None, lambda: 1.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert backoff.delay(3, None, lambda: 0.0) == 0.0  # full jitter reaches zero
+    assert backoff.delay(1000, None, lambda: 1.0) == 10
 
 
 def test_retry_after_is_a_floor() -> None:
-    policy = RetryPolicy(base_delay=1, max_delay=10)
-    assert policy.delay(1, 42.0, lambda: 0.5) == 42.0
-    assert policy.delay(5, 0.5, lambda: 1.0) == 10
+    backoff = RetryPolicy(base_delay=1, max_delay=10).backoff
+    assert backoff.delay(1, 42.0, lambda: 0.5) == 42.0
+    assert backoff.delay(5, 0.5, lambda: 1.0) == 10
+    assert backoff.delay(1, 3600.0, lambda: 0.5) == 3600.0  # uncapped: total_timeout bounds it
 
 
 def test_retry_after_values() -> None:
