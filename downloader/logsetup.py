@@ -22,6 +22,7 @@ from typing import Literal, TextIO
 
 from .progress import TqdmLoggingHandler
 from .redact import RedactingFilter
+from .textfmt import printable
 
 __all__ = ["LEVELS", "ROOT_LOGGER", "JsonFormatter", "TextFormatter", "configure_logging"]
 
@@ -38,13 +39,7 @@ DEFAULT_EVENT = "log"
 # Marks handlers we installed, so a second configure_logging replaces instead of adding.
 _OURS = "_rds_backup_handler"
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _BARE_VALUE_RE = re.compile(r"^[^\s\"=]+$")
-
-
-def _clean(text: str) -> str:
-    """One line, no control characters: a terminal or log file cannot be tricked by a value."""
-    return _CONTROL_RE.sub(lambda m: " " if m.group(0) in "\t\n\r" else "?", text)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -74,7 +69,7 @@ def _text_value(value: object) -> str:
         text = value
     else:
         text = str(value)
-    text = _clean(text)
+    text = printable(text)
     return text if _BARE_VALUE_RE.match(text) else json.dumps(text, ensure_ascii=False)
 
 
@@ -85,14 +80,14 @@ class TextFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [_timestamp(record), record.levelname, _clean(record.getMessage())]
+        parts = [_timestamp(record), record.levelname, printable(record.getMessage())]
         for key, value in _fields(record).items():
-            parts.append(f"{_clean(str(key)).replace(' ', '_')}={_text_value(value)}")
+            parts.append(f"{printable(str(key)).replace(' ', '_')}={_text_value(value)}")
         line = " ".join(parts)
         extra = [_exception_text(self, record), record.stack_info]
         for block in extra:
             if block:
-                line += "".join(f"\n  {_clean(b)}" for b in block.splitlines())
+                line += "".join(f"\n  {printable(b)}" for b in block.splitlines())
         return line
 
 

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 
 from downloader.errors import UsageError
-
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+from downloader.textfmt import parse_size
 
 
 def parse_rate(text: str) -> int:
     """``50M`` -> bytes per second (K/M/G are powers of 1024; a trailing ``B``/``/s`` is ok)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise UsageError(f"invalid rate {text!r}: use a number with an optional K, M or G")
-    value = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    try:
+        value = parse_size(text)
+    except ValueError:
+        raise UsageError(
+            f"invalid rate {text!r}: use a number with an optional K, M or G"
+        ) from None
     if value < 1024:
         raise UsageError(f"rate {text!r} is too low: at least 1K")
-    return int(value)
+    return value
 
 
 class RateLimiter:

@@ -86,6 +86,18 @@ def test_help_lists_the_commands() -> None:
     assert "RDS_BACKUP_" in result.stdout  # every option names its environment variable
 
 
+def test_starting_the_command_line_imports_neither_aiohttp_nor_tqdm() -> None:
+    """``--help``, ``verify`` and cron runs do not pay for aiohttp or tqdm at start-up."""
+    probe = (
+        "import sys, downloader.cli; print([m for m in ('aiohttp', 'tqdm') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_download_for_cron_is_plain_text(server: Simulator, tmp_path: Path) -> None:
     server.faults.throttle_bps = 2 * MIB
     result = cli(
@@ -198,6 +210,63 @@ def test_errors_are_one_line_with_meaningful_codes(
     # Nothing was half-written.
     leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name != STATE_DIR]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["download", MYSQL_FULL, "-o", "{out}", "--stall-timeout", "nan"],
+        ["download", MYSQL_FULL, "-o", "{out}", "--connect-timeout", "inf"],
+        ["download", MYSQL_FULL, "-o", "{out}", "--api-timeout", "Infinity"],
+        ["download", MYSQL_FULL, "-o", "{out}", "--expiry-margin", "NaN"],
+        ["files", MYSQL_FULL, "--api-timeout", "nan"],
+        ["demo", "-o", "{out}", "--link-lifetime", "inf"],
+    ],
+    ids=["stall-nan", "connect-inf", "api-infinity", "margin-nan", "files-nan", "demo-inf"],
+)
+def test_non_finite_numbers_are_usage_errors(
+    server: Simulator, tmp_path: Path, args: list[str]
+) -> None:
+    """``nan`` passes every range check and ``inf`` means "never": both are refused."""
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in args]
+    calls = server.stats.api_calls
+    result = cli(args, server)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "not a finite number" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.stats.api_calls == calls
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["download", MYSQL_FULL, "-o", ""],
+        ["download", MYSQL_FULL, "--output="],
+        ["download", MYSQL_FULL, "-o", "out", "--links-file", ""],
+        ["download", MYSQL_FULL, "-o", "out", "--ca-bundle", ""],
+        ["verify", ""],
+        ["demo", "-o", ""],
+    ],
+    ids=["output", "output-equals", "links-file", "ca-bundle", "verify", "demo"],
+)
+def test_empty_paths_are_usage_errors(server: Simulator, tmp_path: Path, args: list[str]) -> None:
+    """``-o ''`` used to mean the current folder; an empty path is now refused up front."""
+    calls = server.stats.api_calls
+    result = subprocess.run(
+        [sys.executable, "-m", "downloader", *args],
+        env=env_for(server),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "empty path" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.stats.api_calls == calls
+    assert list(tmp_path.iterdir()) == []  # nothing written where we stood
 
 
 def test_verification_failure_exits_4(server: Simulator, tmp_path: Path) -> None:

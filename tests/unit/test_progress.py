@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from fakes import FakeClock
 
 from downloader.logsetup import configure_logging
 from downloader.progress import (
@@ -17,18 +18,11 @@ from downloader.progress import (
     format_duration,
     format_size,
     make_reporter,
+    run_totals,
     summary_table,
 )
 
 MiB = 1024 * 1024
-
-
-class FakeClock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -62,7 +56,7 @@ def test_log_reporter_one_line_per_interval(logs: io.StringIO) -> None:
     )
     rep.file_started("a.qp", 100 * MiB)
     for _ in range(35):  # the engine ticks once a second
-        clock.t += 1
+        clock.advance(1)
         rep.advance("a.qp", MiB)
         rep.tick()
     lines = events(logs, "progress")
@@ -104,7 +98,7 @@ def test_negative_advance(logs: io.StringIO) -> None:
     assert rep.files["a.qp"].done == 3 * MiB
     assert rep.files["a.qp"].transferred == MiB
     assert rep.bytes_done == 3 * MiB
-    clock.t += 1
+    clock.advance(1)
     rep.tick()
     assert events(logs, "progress")[0]["bytes_done"] == 3 * MiB
 
@@ -121,8 +115,8 @@ def test_log_reporter_lifecycle_lines_and_counters(logs: io.StringIO) -> None:
     rep.event("retry", "retrying a.qp", file="a.qp", attempt=1, status=503)
     rep.event("retry", "retrying a.qp", file="a.qp", attempt=2)
     rep.event("link_refused", "403 on b.qp", file="b.qp", status=403)
-    rep.event("reresolve", "fresh links")
-    clock.t += 2
+    rep.event("warning", "b.qp: restarting this file", file="b.qp")
+    clock.advance(2)
     rep.advance("a.qp", 3 * MiB)
     rep.file_finished("a.qp", ok=True)
     rep.file_finished("b.qp", ok=False, detail="403 after re-resolving")
@@ -130,7 +124,8 @@ def test_log_reporter_lifecycle_lines_and_counters(logs: io.StringIO) -> None:
     rep.close()
     rep.close()
 
-    assert (rep.retries, rep.reresolutions, rep.refused) == (2, 1, 1)
+    assert (rep.retries, rep.refused) == (2, 1)
+    assert rep.event_counts == {"retry": 2, "link_refused": 1, "warning": 1}
     assert rep.bytes_total == 4 * MiB + 2 * MiB + 1
     by_event = {r["event"]: r for r in records(logs)}
     assert by_event["run_started"]["backup_id"] == "b9"
@@ -306,6 +301,23 @@ def test_summary_table() -> None:
     # columns line up: RESULT starts at the same column everywhere
     col = lines[0].index("RESULT")
     assert lines[2][col:].startswith("ok") and lines[3][col:].startswith("FAILED")
+
+
+def test_run_totals_report_the_resolvers_count() -> None:
+    # Re-resolutions are counted by the resolver (RunReport.resolutions), not by reporters.
+    line = run_totals(
+        files=3,
+        failed=1,
+        bytes_fetched=5 * MiB,
+        seconds=12.34,
+        retries=4,
+        resolutions=2,
+        refusals=1,
+    )
+    assert line == (
+        "2 of 3 files complete, 5.0 MiB fetched in 12.3 s, 4 retries, "
+        "2 link re-resolutions, 1 links refused"
+    )
 
 
 def test_formatters() -> None:

@@ -1,0 +1,356 @@
+"""``rds-backup download``: options -> configuration -> :func:`downloader.download.run_download`,
+then the report (summary table, totals, next steps, or JSON) and the run's exit code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import click
+
+from downloader.api.factory import ApiSettings, open_client
+from downloader.errors import UsageError
+from downloader.logsetup import configure_logging
+from downloader.models import Backup, FileListing
+from downloader.progress import TerminalReporter, make_reporter
+
+from .options import (
+    ByteRate,
+    ByteSize,
+    FiniteFloatRange,
+    Globals,
+    NonEmptyPath,
+    api_options,
+    env_name,
+    output_options,
+)
+from .render import finish_run
+from .runner import run_async
+
+if TYPE_CHECKING:
+    from downloader.download import RunReport
+
+__all__ = ["download"]
+
+log = logging.getLogger("rds_backup.cli")
+
+ProgressMode = Literal["auto", "tty", "log", "quiet"]
+
+
+@click.command()
+@click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"))
+@click.option(
+    "-o",
+    "--output",
+    type=NonEmptyPath(file_okay=False, path_type=Path),
+    required=True,
+    show_envvar=True,
+    help="Output folder.",
+)
+@api_options
+@click.option(
+    "--links-file",
+    type=NonEmptyPath(allow_dash=True, dir_okay=False),
+    show_envvar=True,
+    help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
+    "Links cannot be renewed then.",
+)
+@click.option(
+    "--instance-id",
+    show_envvar=True,
+    help="With --latest: the instance whose newest backup to fetch.",
+)
+@click.option(
+    "--latest",
+    is_flag=True,
+    show_envvar=True,
+    help="Download the newest COMPLETED backup of --instance-id.",
+)
+@click.option(
+    "--backup-type",
+    "backup_types",
+    multiple=True,
+    show_envvar=True,
+    type=click.Choice(["auto", "manual", "incremental", "fragment"]),
+    help="With --latest: backup types to consider (repeatable; default auto).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    show_envvar=True,
+    help="Only files whose name matches this glob (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    show_envvar=True,
+    help="Skip files whose name matches this glob (repeatable).",
+)
+@click.option(
+    "--database",
+    "databases",
+    multiple=True,
+    show_envvar=True,
+    help="Only files of this database (database-level backups; repeatable).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    show_envvar=True,
+    help="Files downloaded at once.",
+)
+@click.option(
+    "-x",
+    "--split",
+    "split",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    show_envvar=True,
+    help="Connections per file while other files wait.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    show_envvar=True,
+    help="Global connection budget for the whole run.",
+)
+@click.option(
+    "--chunk-size",
+    type=ByteSize(),
+    show_envvar=True,
+    help="Range size, e.g. 16M (default: chosen from each file's size).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    show_envvar=True,
+    help="Retries of one range in a row before its file fails.",
+)
+@click.option(
+    "--connect-timeout",
+    type=FiniteFloatRange(0.1),
+    default=15.0,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds to connect.",
+)
+@click.option(
+    "--stall-timeout",
+    type=FiniteFloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    show_envvar=True,
+    help="Abort a connection that sends no byte for this long.",
+)
+@click.option(
+    "--expiry-margin",
+    type=FiniteFloatRange(0),
+    default=60.0,
+    show_default=True,
+    show_envvar=True,
+    help="Renew links this many seconds before link_expired_time.",
+)
+@click.option(
+    "--limit-rate",
+    type=ByteRate(),
+    show_envvar=True,
+    help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
+)
+@click.option(
+    "--preallocate/--no-preallocate",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="Reserve disk space for each file up front.",
+)
+@click.option(
+    "--md5-check/--no-md5-check",
+    "md5_check",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="Check the MD5 against ETags that look like one (multipart uploads' ETags are not MD5s).",
+)
+@click.option(
+    "--sha256",
+    "sha256",
+    is_flag=True,
+    show_envvar=True,
+    help="Also record each file's SHA-256 in the manifest (about 0.5 CPU-seconds per GiB; "
+    "a CRC-64 is always recorded).",
+)
+@click.option(
+    "--insecure-links",
+    is_flag=True,
+    show_envvar=True,
+    help="Do not verify TLS certificates of download links (dotted bucket names "
+    "can break certificate matching). Logged; never the default.",
+)
+@click.option(
+    "--wait-lock",
+    is_flag=True,
+    show_envvar=True,
+    help="Wait for another run on the same folder instead of exiting.",
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    show_envvar=True,
+    type=click.Choice(["auto", "tty", "log", "quiet"]),
+    default="auto",
+    show_default=True,
+    help="Bars at a terminal, periodic log lines otherwise.",
+)
+@click.option(
+    "--progress-interval",
+    type=FiniteFloatRange(1),
+    default=30.0,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds between progress lines without a terminal.",
+)
+@output_options
+@click.pass_obj
+def download(
+    g: Globals,
+    /,
+    backup_id: str | None,
+    output: Path,
+    links_file: str | None,
+    instance_id: str | None,
+    latest: bool,
+    backup_types: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    databases: tuple[str, ...],
+    jobs: int,
+    split: int,
+    max_connections: int,
+    chunk_size: int | None,
+    retries: int,
+    connect_timeout: float,
+    stall_timeout: float,
+    expiry_margin: float,
+    limit_rate: int | None,
+    preallocate: bool,
+    md5_check: bool,
+    sha256: bool,
+    insecure_links: bool,
+    wait_lock: bool,
+    progress_mode: ProgressMode,
+    progress_interval: float,
+    as_json: bool,
+    api: ApiSettings,
+) -> int:
+    """Download every file of BACKUP_ID into the output folder (resumable)."""
+    from downloader.download import Selection, TransportConfig, run_download
+    from downloader.engine import EngineConfig
+
+    if latest and not instance_id:
+        raise UsageError("--latest needs --instance-id")
+    if not latest and not backup_id and not links_file:
+        raise UsageError("give a BACKUP_ID, or --instance-id with --latest, or --links-file")
+    if links_file and latest:
+        raise UsageError("--links-file and --latest cannot be combined")
+    if insecure_links:
+        log.warning("--insecure-links: TLS certificates of download links are NOT verified")
+    transport = TransportConfig(
+        connect_timeout=connect_timeout,
+        stall_timeout=stall_timeout,
+        ssl=False if insecure_links else (api.ssl_context() or True),
+        expiry_margin=expiry_margin,
+    )
+    selection = Selection(include, exclude, databases)
+    reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=progress_interval)
+    if isinstance(reporter, TerminalReporter):
+        configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)
+
+    async def go(
+        bid: str,
+        listing: FileListing,
+        fetch: Callable[[], Awaitable[FileListing]] | None,
+        engine_name: str | None,
+    ) -> tuple[RunReport, FileListing, str | None]:
+        cfg = EngineConfig(
+            out_dir=output,
+            backup_id=bid,
+            jobs=jobs,
+            per_file=split,
+            connections=max_connections,
+            chunk_size=chunk_size,
+            retries=retries,
+            limit_rate=limit_rate,
+            preallocate=preallocate,
+            check_md5=md5_check,
+            sha256=sha256,
+        )
+        report = await run_download(
+            cfg,
+            listing,
+            fetch=fetch,
+            selection=selection,
+            transport=transport,
+            reporter=reporter,
+            wait_lock=wait_lock,
+            engine_name=engine_name,
+        )
+        return report, listing, engine_name
+
+    async def main() -> tuple[RunReport, FileListing, str | None]:
+        if links_file:
+            from downloader.api.parse import load_links_file
+
+            listing = load_links_file(links_file)
+            log.info(
+                "using saved links from %s; links cannot be renewed",
+                "stdin" if links_file == "-" else links_file,
+            )
+            return await go(backup_id or "links-file", listing, None, None)
+        async with open_client(api) as client:
+            bid, engine_name = backup_id, None
+            if latest:
+                assert instance_id is not None
+                chosen: Backup = await client.latest_backup(instance_id, backup_types or ("auto",))
+                bid, engine_name = chosen.id, chosen.engine
+                log.info(
+                    "latest backup of %s: %s (%s, ended %s)",
+                    instance_id,
+                    chosen.id,
+                    chosen.type,
+                    chosen.end_time,
+                )
+            elif instance_id and bid:
+                # Only to name the engine in the summary's restore hints; not essential.
+                found = await client.list_backups(instance_id, backup_id=bid)
+                engine_name = next((b.engine for b in found if b.id == bid), None)
+            assert bid is not None
+            chosen_id = bid
+
+            async def fetch() -> FileListing:
+                return await client.show_backup_files(chosen_id)
+
+            return await go(chosen_id, await fetch(), fetch, engine_name)
+
+    try:
+        report, listing, engine_name = run_async(main)
+    finally:
+        reporter.close()
+    return finish_run(
+        report,
+        listing,
+        reporter,
+        output=output,
+        as_json=as_json,
+        quiet=g.quiet,
+        engine_name=engine_name,
+    )

@@ -1,0 +1,44 @@
+"""``rds-backup verify``: re-check a downloaded folder against its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from downloader.errors import VerificationError
+from downloader.textfmt import printable
+
+from .options import NonEmptyPath, output_options
+from .render import echo_json
+
+__all__ = ["verify"]
+
+
+@click.command()
+@click.argument("folder", type=NonEmptyPath(exists=True, file_okay=False, path_type=Path))
+@output_options
+def verify(folder: Path, as_json: bool) -> int:
+    """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded);
+    exit 4 on any mismatch."""
+    from downloader.verify import verify_folder
+
+    manifest, checks = verify_folder(folder)
+    bad = [c for c in checks if not c.ok]
+    if as_json:
+        echo_json(
+            {
+                "backup_id": manifest.get("backup_id"),
+                "ok": not bad,
+                "files": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+            }
+        )
+    else:
+        for c in checks:
+            click.echo(printable(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}"))
+        click.echo(
+            f"{len(checks) - len(bad)} of {len(checks)} files verified "
+            f"(backup {printable(str(manifest.get('backup_id')))})"
+        )
+    # Each failure was printed above; the exit code is the verification failure's.
+    return VerificationError.exit_code if bad else 0

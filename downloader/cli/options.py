@@ -1,0 +1,221 @@
+"""Options shared by several commands, the parameter types behind them, and the naming of
+their ``RDS_BACKUP_<OPTION>`` environment variables."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
+
+from downloader.api.factory import ApiSettings
+from downloader.textfmt import parse_size
+
+__all__ = [
+    "ENV_PREFIX",
+    "ByteRate",
+    "ByteSize",
+    "FiniteFloatRange",
+    "Globals",
+    "NonEmptyPath",
+    "api_options",
+    "env_name",
+    "name_env_vars",
+    "output_options",
+]
+
+ENV_PREFIX = "RDS_BACKUP"
+
+
+def env_name(option: str) -> str:
+    """``ENDPOINT`` -> ``RDS_BACKUP_ENDPOINT``."""
+    return f"{ENV_PREFIX}_{option}"
+
+
+@dataclass(frozen=True, slots=True)
+class Globals:
+    """The group's options, handed to the commands that need them (``ctx.obj``)."""
+
+    debug: bool = False
+    log_format: Literal["text", "json"] = "text"
+    quiet: bool = False
+
+    @property
+    def log_level(self) -> str:
+        return "debug" if self.debug else "info"
+
+
+# --------------------------------------------------------------------------- parameter types
+
+
+if TYPE_CHECKING:
+    _IntType = click.ParamType[int]  # generic in newer click releases only
+else:
+    _IntType = click.ParamType
+
+
+class ByteSize(_IntType):
+    """``16M`` -> 16777216 (K, M, G are powers of 1024; ``MiB``, ``MB`` and ``/s`` are read
+    the same), at least ``minimum``. With ``zero_ok``, ``0`` (or nothing) gives 0: "no
+    limit" for options that say so."""
+
+    name = "size"
+
+    def __init__(self, *, minimum: int = 1024, zero_ok: bool = False) -> None:
+        self.minimum = minimum
+        self.zero_ok = zero_ok
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        return "TEXT"  # --help as it was when these options took plain text
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        if self.zero_ok and text.strip() in ("", "0"):
+            return 0
+        try:
+            n = parse_size(text)
+        except ValueError:
+            self.fail(
+                f"invalid {self.name} {text!r}: use a number with an optional K, M or G",
+                param,
+                ctx,
+            )
+        if n < self.minimum:
+            self.fail(
+                f"{self.name} {text!r} is too low: at least {self.minimum // 1024}K", param, ctx
+            )
+        return n
+
+
+class ByteRate(ByteSize):
+    """Bytes per second, written like a size: ``50M`` (a trailing ``/s`` is fine)."""
+
+    name = "rate"
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that refuses ``nan`` and ``inf`` (which pass any range check, or
+    mean "never" where a number of seconds is expected)."""
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return float(rv)
+
+
+class NonEmptyPath(click.Path):
+    """A ``click.Path`` that refuses an empty string (``-o ''`` would otherwise mean the
+    current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if os.fspath(value) in ("", b""):
+            self.fail("an empty path is not allowed.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+# --------------------------------------------------------------------------- option bundles
+
+
+def api_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that reach the RDS API; the command receives them as ``api: ApiSettings``."""
+
+    @functools.wraps(f)
+    def with_settings(*args: Any, **kwargs: Any) -> Any:
+        settings = ApiSettings(
+            endpoint=kwargs.pop("endpoint"),
+            region=kwargs.pop("region"),
+            project_id=kwargs.pop("project_id"),
+            iam_endpoint=kwargs.pop("iam_endpoint"),
+            ca_bundle=kwargs.pop("ca_bundle"),
+            api_rate=kwargs.pop("api_rate"),
+            api_timeout=kwargs.pop("api_timeout"),
+        )
+        return f(*args, api=settings, **kwargs)
+
+    opts = [
+        click.option(
+            "--endpoint",
+            envvar=env_name("ENDPOINT"),
+            show_envvar=True,
+            help="RDS API endpoint URL (private endpoints, the simulator); overrides --region.",
+        ),
+        click.option(
+            "--region",
+            envvar=[env_name("REGION"), "HUAWEICLOUD_SDK_REGION"],
+            show_envvar=True,
+            help="Huawei Cloud region id, e.g. ap-southeast-1.",
+        ),
+        click.option(
+            "--project-id",
+            envvar=[env_name("PROJECT_ID"), "HUAWEICLOUD_SDK_PROJECT_ID"],
+            show_envvar=True,
+            help="Project id (default: HUAWEICLOUD_SDK_PROJECT_ID).",
+        ),
+        click.option(
+            "--iam-endpoint",
+            envvar=env_name("IAM_ENDPOINT"),
+            show_envvar=True,
+            help="IAM endpoint for password login (default: from --region or "
+            "HUAWEICLOUD_SDK_IAM_ENDPOINT).",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=NonEmptyPath(exists=True, dir_okay=False),
+            envvar=env_name("CA_BUNDLE"),
+            show_envvar=True,
+            help="PEM file of CA certificates to trust (private CAs).",
+        ),
+        click.option(
+            "--api-rate",
+            type=click.IntRange(1, 6000),
+            default=50,
+            show_default=True,
+            envvar=env_name("API_RATE"),
+            show_envvar=True,
+            help="Most RDS API calls per minute this run makes (RDS allows 60 "
+            "per user; leave room for concurrent runs).",
+        ),
+        click.option(
+            "--api-timeout",
+            type=FiniteFloatRange(1),
+            default=120.0,
+            show_default=True,
+            envvar=env_name("API_TIMEOUT"),
+            show_envvar=True,
+            help="Bound, in seconds, on one API call including its retries.",
+        ),
+    ]
+    for opt in reversed(opts):
+        with_settings = opt(with_settings)
+    return with_settings
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json``: a machine-readable report on stdout instead of text."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        envvar=env_name("JSON"),
+        show_envvar=True,
+        help="Print a machine-readable report on stdout.",
+    )(f)
+
+
+def name_env_vars(group: click.Group) -> None:
+    """Give every option a short ``RDS_BACKUP_<NAME>`` variable (click's automatic ones
+    carry the command's name), shown in ``--help``."""
+    for command in group.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar is None and param.name:
+                param.envvar = env_name(param.name.upper())
+                param.show_envvar = True

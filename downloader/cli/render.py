@@ -1,0 +1,99 @@
+"""What the commands print: JSON documents, plain tables, and the end of a download run.
+
+Tables and scrubbing come from :mod:`downloader.textfmt`, which the progress reporters share.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, overload
+
+import click
+
+from downloader.models import FileListing
+from downloader.progress import ReporterBase, run_totals, summary_table
+from downloader.textfmt import render_table
+
+if TYPE_CHECKING:
+    from downloader.download import RunReport
+
+__all__ = ["echo_json", "echo_table", "finish_run", "iso_time"]
+
+log = logging.getLogger("rds_backup.cli")
+
+
+def echo_json(data: object) -> None:
+    """``data`` as indented JSON on stdout."""
+    click.echo(json.dumps(data, indent=2))
+
+
+def echo_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A plain table on stdout (no control characters, whatever the API sent)."""
+    click.echo(render_table(header, rows))
+
+
+@overload
+def iso_time(when: datetime | None) -> str | None: ...
+@overload
+def iso_time(when: datetime | None, missing: str) -> str: ...
+def iso_time(when: datetime | None, missing: str | None = None) -> str | None:
+    """ISO 8601, or ``missing`` when the API gave no time."""
+    return when.isoformat() if when else missing
+
+
+def finish_run(
+    report: RunReport,
+    listing: FileListing,
+    reporter: ReporterBase,
+    *,
+    output: Path,
+    as_json: bool,
+    quiet: bool,
+    engine_name: str | None = None,
+) -> int:
+    """Print the run's report (JSON on stdout, or the summary on stderr), log its totals,
+    and return its exit code."""
+    from downloader.nextsteps import next_steps
+
+    dbs: Mapping[str, str | None] = {f.name: f.database_name for f in listing.files}
+    rows = reporter.summary_rows(dbs)
+    by_name = {o.name for o in report.outcomes}
+    rows = [r for r in rows if r.name in by_name] or rows
+    if as_json:
+        echo_json(report.to_json())
+    elif not quiet:
+        click.echo(summary_table(rows), err=True)
+        click.echo(
+            run_totals(
+                files=len(report.outcomes),
+                failed=len(report.failed),
+                bytes_fetched=report.bytes_fetched,
+                seconds=report.seconds,
+                retries=report.retries,
+                resolutions=report.resolutions,
+                refusals=report.refusals,
+            ),
+            err=True,
+        )
+        if report.manifest:
+            click.echo(f"manifest: {report.manifest}", err=True)
+            for line in next_steps(
+                engine_name, [o.name for o in report.outcomes], str(output), databases=dbs
+            ):
+                click.echo(line, err=True)
+    log.info(
+        "run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "
+        "%d re-resolutions, %d links refused",
+        report.exit_code,
+        len(report.outcomes),
+        len(report.failed),
+        report.bytes_fetched,
+        report.retries,
+        report.resolutions,
+        report.refusals,
+    )
+    return report.exit_code

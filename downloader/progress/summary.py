@@ -1,0 +1,65 @@
+"""The end-of-run summary: a table of files and one line of totals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from downloader.textfmt import format_duration, format_rate, format_size, render_table
+
+from .base import SummaryRow
+
+__all__ = ["run_totals", "summary_table"]
+
+_HEADER = ("FILE", "DATABASE", "SIZE", "TIME", "RATE", "RESULT")
+_RIGHT = frozenset({2, 3, 4})  # the numbers
+
+
+def _rate_cell(row: SummaryRow) -> str:
+    moved = row.transferred if row.transferred is not None else row.size
+    if not row.seconds or not moved or moved <= 0:
+        return "-"
+    return format_rate(moved / row.seconds)
+
+
+def _result_cell(row: SummaryRow) -> str:
+    if row.ok:
+        return f"ok ({row.detail})" if row.detail else "ok"
+    return f"FAILED: {row.detail}" if row.detail else "FAILED"
+
+
+def summary_table(rows: Sequence[SummaryRow]) -> str:
+    """A plain-text table (file, database, size, time, rate, result); no control characters.
+
+    Column widths follow the content; numbers are right-aligned; no trailing spaces.
+    """
+    body = [
+        (
+            r.name,
+            r.database or "-",
+            format_size(r.size),
+            format_duration(r.seconds),
+            _rate_cell(r),
+            _result_cell(r),
+        )
+        for r in rows
+    ]
+    return render_table(_HEADER, body, right=_RIGHT, rule=True)
+
+
+def run_totals(
+    *,
+    files: int,
+    failed: int,
+    bytes_fetched: int,
+    seconds: float,
+    retries: int,
+    resolutions: int,
+    refusals: int,
+) -> str:
+    """The line under the table. ``resolutions`` is the resolver's count of link
+    re-resolutions (API calls after the first listing), which no reporter sees."""
+    return (
+        f"{files - failed} of {files} files complete, {format_size(bytes_fetched)} fetched in "
+        f"{seconds:.1f} s, {retries} retries, {resolutions} link re-resolutions, "
+        f"{refusals} links refused"
+    )
