@@ -20,7 +20,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
@@ -40,7 +40,7 @@ from downloader.resolver import LinkResolver
 from downloader.results import FileOutcome, RunStats
 from downloader.resume import check_space, triage
 from downloader.scheduler import Limits, Scheduler
-from downloader.transfer import Policy
+from downloader.transfer import Policy, Transfer, fetch_range
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -65,13 +65,20 @@ class Engine:
         reporter: Reporter,
         journal: Journal,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transfer: Transfer = fetch_range,
     ) -> None:
+        """``clock``, ``sleep`` (backoff and the governor's period) and ``transfer`` (one
+        ranged GET into a sink) are the seams for tests of the state machine: a fake clock
+        and a scripted object store stand in for time and the network."""
         self.cfg = config
         self.resolver = resolver
         self.session = session
         self.reporter = reporter
         self.journal = journal
         self.clock = clock
+        self._sleep = sleep
+        self._transfer = transfer
         self.stats = RunStats()
         self._files = list(files)
         self._cond = asyncio.Condition()
@@ -131,8 +138,9 @@ class Engine:
                     self.clock,
                     self.stats,
                     outcomes,
+                    self._sleep,
                 )
-                fetcher = RangeFetcher(ctx, Policy(limiter=limiter))
+                fetcher = RangeFetcher(ctx, Policy(limiter=limiter), self._transfer)
                 finisher = Finisher(ctx)
                 for job in jobs:
                     if job.plan.size is not None:
@@ -141,6 +149,9 @@ class Engine:
                             # All on disk already (stopped before the move into place):
                             # no range will end to trigger the finish, so do it here.
                             tg.create_task(self._settle(finisher, job))
+                if cfg.adaptive:
+                    # Before any worker runs: the governor adds connections as they pay.
+                    sched.allow(max(cfg.per_file, cfg.jobs))
                 workers = [
                     tg.create_task(self._worker(sched, fetcher, finisher, tg))
                     for _ in range(cfg.connections)
@@ -224,10 +235,9 @@ class Engine:
         budget = self.cfg.connections
         if not self.cfg.adaptive:
             return
-        sched.allow(max(self.cfg.per_file, self.cfg.jobs))
         last = self.stats.bytes_fetched
         while sched.soft_cap < budget:
-            await asyncio.sleep(GOVERNOR_PERIOD)
+            await self._sleep(GOVERNOR_PERIOD)
             fetched, last = self.stats.bytes_fetched - last, self.stats.bytes_fetched
             per_connection = fetched / GOVERNOR_PERIOD / max(1, sched.busy)
             if sched.busy >= sched.soft_cap and per_connection < SLOW_CONNECTION:

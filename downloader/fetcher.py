@@ -31,15 +31,16 @@ from downloader.ranges import kb_size_matches, split
 from downloader.resolver import Link
 from downloader.scheduler import Slot
 from downloader.sink import PartFileSink
-from downloader.transfer import Policy, Want, fetch_range
+from downloader.transfer import Policy, Transfer, Want, fetch_range
 
 log = logging.getLogger("rds_backup.engine")
 
 
 class RangeFetcher:
-    def __init__(self, ctx: RunContext, policy: Policy) -> None:
+    def __init__(self, ctx: RunContext, policy: Policy, transfer: Transfer = fetch_range) -> None:
         self.ctx = ctx
         self.policy = policy
+        self.transfer = transfer
 
     async def run(self, job: FileJob, slot: Slot) -> None:
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
@@ -71,7 +72,7 @@ class RangeFetcher:
 
             try:
                 async with self._sink(job, slot) as sink:
-                    ans = await fetch_range(ctx.session, link.url, want, sink, policy, on_answer)
+                    ans = await self.transfer(ctx.session, link.url, want, sink, policy, on_answer)
             except TlsFailed as exc:
                 raise _tls_error(job.name, link.url, exc) from exc
             except NetworkError as exc:

@@ -49,6 +49,10 @@ class Policy:
 
 
 OnAnswer = Callable[[Answer], Awaitable[bool]]
+# fetch_range's shape: what the engine calls for each attempt (tests pass a scripted store).
+Transfer = Callable[
+    [aiohttp.ClientSession, str, "Want", Sink, "Policy", OnAnswer], Awaitable[Answer]
+]
 
 
 async def fetch_range(

@@ -518,8 +518,7 @@ async def test_short_lived_links_outlive_a_slow_download(sim: Simulator, tmp_pat
     took = loop.time() - start
     assert report.exit_code == 0
     assert_exact(sim, MYSQL_FULL, tmp_path, [big.name])
-    assert took > 2.0
-    assert report.resolutions >= 1
+    assert report.resolutions >= 2  # the download outlived several link lifetimes
     # Bounded: at most about one call per quarter-lifetime elapsed, plus the first.
     assert sim.stats.backup_files_calls <= 2 + took / 0.25
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from downloader.digest import Crc64
 from downloader.answer import Kind, classify, request_headers
+from downloader.digest import Crc64
 from downloader.hashing import is_plain_md5_etag
 
 
