@@ -42,12 +42,3 @@ class Backup:
     engine: str | None = None
     engine_version: str | None = None
     databases: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectIdentity:
-    """What identifies the bytes behind a link, whatever link is used."""
-
-    size: int
-    etag: str | None
-    last_modified: str | None = None
