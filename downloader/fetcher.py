@@ -45,7 +45,6 @@ class RangeFetcher:
     async def run(self, job: FileJob, slot: Slot) -> None:
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
         ctx = self.ctx
-        cfg = ctx.cfg
         attempts = 0
         refused_generation: int | None = None
         policy = replace(self.policy, received=lambda n: self._received(job, n))
@@ -79,19 +78,13 @@ class RangeFetcher:
                 if slot.pos > pos_before:
                     attempts = 0  # it moved forward: only stalls in a row count
                 attempts += 1
-                ctx.stats.retries += 1
-                if attempts > cfg.retries:
-                    raise TransferError(
-                        f"{job.name}: giving up after {attempts} attempts ({exc.what})",
-                        file=job.name,
-                    ) from exc
-                ctx.reporter.event(
-                    "retry",
-                    f"{job.name}: {exc.what} at byte {slot.pos}; retry {attempts}/{cfg.retries}",
-                    file=job.name,
-                    attempt=attempts,
+                await self._again(
+                    job,
+                    attempts,
+                    f"{exc.what} at byte {slot.pos}",
+                    give_up=f"giving up after {attempts} attempts ({exc.what})",
+                    cause=exc,
                 )
-                await ctx.sleep(cfg.backoff.delay(attempts, None))
                 continue
             if ans.has_body:
                 return
@@ -129,22 +122,45 @@ class RangeFetcher:
                     request_id=ans.request_id,
                 )
             attempts += 1
-            ctx.stats.retries += 1
-            if attempts > cfg.retries:
-                raise TransferError(
-                    f"{job.name}: {ans.detail}; giving up after {attempts} attempts",
-                    file=job.name,
-                    status=ans.status,
-                    request_id=ans.request_id,
-                )
-            ctx.reporter.event(
-                "retry",
-                f"{job.name}: {ans.detail}; retry {attempts}/{cfg.retries}",
-                file=job.name,
-                status=ans.status,
-                attempt=attempts,
+            await self._again(
+                job,
+                attempts,
+                ans.detail,
+                give_up=f"{ans.detail}; giving up after {attempts} attempts",
+                answer=ans,
             )
-            await ctx.sleep(cfg.backoff.delay(attempts, ans.retry_after))
+
+    async def _again(
+        self,
+        job: FileJob,
+        attempts: int,
+        why: str,
+        *,
+        give_up: str,
+        answer: Answer | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        """Failed attempt number ``attempts`` in a row: wait before the next one, or give
+        the file up once the retry budget is spent."""
+        ctx, cfg = self.ctx, self.ctx.cfg
+        ctx.stats.retries += 1
+        status = answer.status if answer is not None else None
+        if attempts > cfg.retries:
+            request_id = answer.request_id if answer is not None else None
+            raise TransferError(
+                f"{job.name}: {give_up}", file=job.name, status=status, request_id=request_id
+            ) from cause
+        fields: dict[str, object] = {"file": job.name}
+        if status is not None:
+            fields["status"] = status
+        ctx.reporter.event(
+            "retry",
+            f"{job.name}: {why}; retry {attempts}/{cfg.retries}",
+            **fields,
+            attempt=attempts,
+        )
+        retry_after = answer.retry_after if answer is not None else None
+        await ctx.sleep(cfg.backoff.delay(attempts, retry_after))
 
     def _received(self, job: FileJob, n: int) -> None:
         self.ctx.stats.bytes_fetched += n
@@ -162,7 +178,7 @@ class RangeFetcher:
         return PartFileSink(
             slot,
             job.part,
-            job.hasher,
+            lambda: job.hasher,
             landed,
             executor=ctx.executor,
             name=job.name,

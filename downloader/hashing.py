@@ -125,6 +125,7 @@ class FileHasher:
         self.digests = digests
         self.pieces = digests.new_piece_log()
         self.hashed = 0
+        self.read_back = 0  # bytes read from the part file (none when pieces cover all)
         self.error: str | None = None
         self._wake = asyncio.Event()
         self._wake.set()
@@ -201,6 +202,7 @@ class FileHasher:
                         if got <= 0:
                             raise OSError(errno.EIO, "part file shorter than the journal says")
                         self.hashed += got
+                        self.read_back += got
                 except OSError as exc:
                     # Not raised into the TaskGroup (that would end the whole run): the
                     # file's finish sees the hasher gone and fails this file only.

@@ -48,14 +48,14 @@ class PartFileSink:
 
     Unbuffered: a write that returned is in the kernel, so the hasher's pread and the
     journal's fsync see it (a buffered writer would hold small writes back). Each write is
-    CRC-64'd from memory into the file's hasher, then ``landed(pos, n)`` is told.
+    CRC-64'd from memory into the file's current hasher, then ``landed(pos, n)`` is told.
     """
 
     def __init__(
         self,
         slot: Slot,
         part: Path,
-        hasher: FileHasher | None,
+        hasher: Callable[[], FileHasher | None],
         landed: Callable[[int, int], None],
         *,
         executor: concurrent.futures.Executor | None,
@@ -96,8 +96,11 @@ class PartFileSink:
                 rest = rest[written:]
         except OSError as exc:
             raise storage.disk_error(exc, self._name, self._needed()) from exc
-        if self._hasher is not None:
-            self._piece = self._hasher.wrote(self._piece, pos, data)
+        # Asked at each write, not once: a probe's sink exists before its answer tells the
+        # file's size, and so before the file has a hasher.
+        hasher = self._hasher()
+        if hasher is not None:
+            self._piece = hasher.wrote(self._piece, pos, data)
         n = len(data)
         self.slot.pos = pos + n
         self._landed(pos, n)

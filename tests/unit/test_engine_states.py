@@ -219,6 +219,8 @@ async def test_files_arrive_exact_in_parallel_ranges(tmp_path: Path) -> None:
     outcomes, engine, _ = await run_engine(tmp_path, store, per_file=4, connections=4)
     assert all(o.ok for o in outcomes)
     assert_exact(tmp_path, store)
+    for job in engine._jobs.values():  # every byte, the probe's too, was checksummed as
+        assert job.hasher is not None and job.hasher.read_back == 0  # written: none read back
     assert store.calls("a.qp") >= 13  # a probe, then 256 KiB ranges
     assert engine.stats.bytes_fetched == sum(len(d) for d in store.objects.values())
 
