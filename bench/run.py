@@ -1185,11 +1185,18 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
         print(f"  (TUNED rds-backup / aria2c: {fmt(r, '.2f')}x, not counted for the targets)")
     if "rds-backup@base" in by_key:
         base, this = by_key["rds-backup@base"], by_key["rds-backup"]
+
+        def median_rss(key: str) -> float | None:
+            got = [r.rss_kb * 1024 / 1e6 for r in runs[key] if r.verified]
+            return statistics.median(got) if got else None
+
         print(
             f"  this build / {args.baseline_label}: throughput "
             f"{fmt(ratio(this.mibs, base.mibs), '.2f')}x, CPU s/GiB "
             f"{fmt(ratio(this.cpu_gib, base.cpu_gib), '.2f')}x, peak RSS "
-            f"{fmt(this.rss_mb, '.1f')} vs {fmt(base.rss_mb, '.1f')} MB"
+            f"{fmt(this.rss_mb, '.1f')} vs {fmt(base.rss_mb, '.1f')} MB (highest round), "
+            f"{fmt(median_rss('rds-backup'), '.1f')} vs "
+            f"{fmt(median_rss('rds-backup@base'), '.1f')} MB (median round)"
         )
     if rss_small:
         small = make_sets(args.quick)["wan"].files[0].size
