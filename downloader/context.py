@@ -6,21 +6,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
+from downloader.fetcher import Wire
 from downloader.filejob import FileJob
 from downloader.hashing import Digests, FileHasher, is_plain_md5_etag
 from downloader.journal.store import Journal
 from downloader.journal.writer import JournalWriter
-from downloader.progress import Reporter
-from downloader.resolver import LinkResolver
-from downloader.results import FileOutcome, RunStats
+from downloader.results import FileOutcome
 from downloader.retry import Backoff
-from downloader.scheduler import Scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +42,18 @@ class EngineConfig:
         return Backoff(self.backoff_base, self.backoff_max, self.backoff_max * 3)
 
 
-@dataclass(eq=False)
-class RunContext:
+@dataclass(eq=False, kw_only=True)
+class RunContext(Wire):
+    """A download run's parts: the wire's, plus the journal, the files' outcomes, and
+    where part-file writes and checksums run."""
+
     cfg: EngineConfig
-    sched: Scheduler
-    session: aiohttp.ClientSession
-    resolver: LinkResolver
-    reporter: Reporter
     journal: Journal
     writer: JournalWriter
     tg: asyncio.TaskGroup
-    notify: Callable[[], Awaitable[None]]  # wake idle connections: there may be work
     executor: concurrent.futures.Executor | None = None  # part-file writes
     clock: Callable[[], float] = time.monotonic
-    stats: RunStats = field(default_factory=RunStats)
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def start_hasher(self, job: FileJob) -> None:
         """(Re)start the file's checksums from byte 0; its size and ETag are known."""

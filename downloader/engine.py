@@ -27,7 +27,7 @@ import aiohttp
 from downloader import storage
 from downloader.context import EngineConfig, RunContext
 from downloader.errors import RdsBackupError
-from downloader.fetcher import RangeFetcher
+from downloader.filefetch import FileFetcher
 from downloader.filejob import FileJob
 from downloader.finish import Finisher
 from downloader.journal.store import Journal
@@ -125,22 +125,24 @@ class Engine:
         try:
             async with asyncio.TaskGroup() as tg:
                 ctx = RunContext(
-                    cfg,
-                    sched,
-                    self.session,
-                    self.resolver,
-                    self.reporter,
-                    self.journal,
-                    writer,
-                    tg,
-                    self._notify,
-                    executor,
-                    self.clock,
-                    self.stats,
-                    outcomes,
-                    self._sleep,
+                    sched=sched,
+                    session=self.session,
+                    resolver=self.resolver,
+                    reporter=self.reporter,
+                    stats=self.stats,
+                    notify=self._notify,
+                    retries=cfg.retries,
+                    backoff=cfg.backoff,
+                    sleep=self._sleep,
+                    cfg=cfg,
+                    journal=self.journal,
+                    writer=writer,
+                    tg=tg,
+                    executor=executor,
+                    clock=self.clock,
+                    outcomes=outcomes,
                 )
-                fetcher = RangeFetcher(ctx, Policy(limiter=limiter), self._transfer)
+                fetcher = FileFetcher(ctx, Policy(limiter=limiter), self._transfer)
                 finisher = Finisher(ctx)
                 for job in jobs:
                     if job.plan.size is not None:
@@ -196,7 +198,7 @@ class Engine:
                 self._cond.notify(min(sched.soft_cap, self.cfg.connections) - sched.busy)
 
     async def _worker(
-        self, sched: Scheduler, fetcher: RangeFetcher, finisher: Finisher, tg: asyncio.TaskGroup
+        self, sched: Scheduler, fetcher: FileFetcher, finisher: Finisher, tg: asyncio.TaskGroup
     ) -> None:
         while True:
             async with self._cond:

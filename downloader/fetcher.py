@@ -9,14 +9,17 @@ retried with backoff (:mod:`downloader.retry`), counting only failures in a row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
 
+import aiohttp
 from yarl import URL
 
-from downloader import storage
 from downloader.answer import Answer, Kind
-from downloader.context import RunContext
 from downloader.errors import (
     FileGoneError,
     LinkRefusedError,
@@ -24,25 +27,68 @@ from downloader.errors import (
     RdsBackupError,
     TlsFailed,
     TransferError,
-    VerificationError,
 )
-from downloader.filejob import FileJob
-from downloader.ranges import kb_size_matches, split
-from downloader.resolver import Link
-from downloader.scheduler import Slot
-from downloader.sink import PartFileSink
+from downloader.progress import Reporter
+from downloader.ranges import RangeSet
+from downloader.resolver import Link, LinkResolver
+from downloader.results import RunStats
+from downloader.retry import Backoff
+from downloader.scheduler import PlanFile, Scheduler, Slot
+from downloader.sink import Sink
 from downloader.transfer import Policy, Transfer, Want, fetch_range
 
 log = logging.getLogger("rds_backup.engine")
 
 
-class RangeFetcher:
-    def __init__(self, ctx: RunContext, policy: Policy, transfer: Transfer = fetch_range) -> None:
+class RangeJob(Protocol):
+    """What the fetcher needs of the file a range belongs to (a download's file job, or a
+    stream's)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def plan(self) -> PlanFile: ...
+    @property
+    def done(self) -> RangeSet: ...
+    @property
+    def etag(self) -> str | None: ...
+
+    chunk: int
+    fetched: int
+
+    def fail(self, sched: Scheduler, exc: RdsBackupError) -> None: ...
+    def restart(self, sched: Scheduler, stats: RunStats, reason: str) -> None: ...
+    def reported_crc64(self, crc: int) -> None: ...
+
+
+J = TypeVar("J", bound=RangeJob)
+
+
+@dataclass(eq=False)
+class Wire:
+    """What every range of a run shares on the way in."""
+
+    sched: Scheduler
+    session: aiohttp.ClientSession
+    resolver: LinkResolver
+    reporter: Reporter
+    stats: RunStats
+    notify: Callable[[], Awaitable[None]]  # wake idle connections: there may be work
+    retries: int
+    backoff: Backoff
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+class RangeFetcher(Generic[J]):
+    """Subclasses say where the bytes go (:meth:`_sink`) and what a file's first answer
+    means for it (:meth:`_learn`)."""
+
+    def __init__(self, ctx: Wire, policy: Policy, transfer: Transfer = fetch_range) -> None:
         self.ctx = ctx
         self.policy = policy
         self.transfer = transfer
 
-    async def run(self, job: FileJob, slot: Slot) -> None:
+    async def run(self, job: J, slot: Slot) -> None:
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
         ctx = self.ctx
         attempts = 0
@@ -58,7 +104,7 @@ class RangeFetcher:
             pos_before = slot.pos
             want = Want(slot.pos, job.chunk if slot.probe else slot.end, job.etag, job.plan.size)
 
-            async def on_answer(ans: Answer, job: FileJob = job, slot: Slot = slot) -> bool:
+            async def on_answer(ans: Answer, job: J = job, slot: Slot = slot) -> bool:
                 ctx.resolver.observe_server_date(ans.date)
                 if not ans.has_body:
                     return False
@@ -132,7 +178,7 @@ class RangeFetcher:
 
     async def _again(
         self,
-        job: FileJob,
+        job: J,
         attempts: int,
         why: str,
         *,
@@ -142,10 +188,10 @@ class RangeFetcher:
     ) -> None:
         """Failed attempt number ``attempts`` in a row: wait before the next one, or give
         the file up once the retry budget is spent."""
-        ctx, cfg = self.ctx, self.ctx.cfg
+        ctx = self.ctx
         ctx.stats.retries += 1
         status = answer.status if answer is not None else None
-        if attempts > cfg.retries:
+        if attempts > ctx.retries:
             request_id = answer.request_id if answer is not None else None
             raise TransferError(
                 f"{job.name}: {give_up}", file=job.name, status=status, request_id=request_id
@@ -155,37 +201,18 @@ class RangeFetcher:
             fields["status"] = status
         ctx.reporter.event(
             "retry",
-            f"{job.name}: {why}; retry {attempts}/{cfg.retries}",
+            f"{job.name}: {why}; retry {attempts}/{ctx.retries}",
             **fields,
             attempt=attempts,
         )
         retry_after = answer.retry_after if answer is not None else None
-        await ctx.sleep(cfg.backoff.delay(attempts, retry_after))
+        await ctx.sleep(ctx.backoff.delay(attempts, retry_after))
 
-    def _received(self, job: FileJob, n: int) -> None:
+    def _received(self, job: J, n: int) -> None:
         self.ctx.stats.bytes_fetched += n
         job.fetched += n
 
-    def _sink(self, job: FileJob, slot: Slot) -> PartFileSink:
-        ctx = self.ctx
-
-        def landed(pos: int, n: int) -> None:
-            new = ctx.writer.wrote(job.log, pos, n, job.chunk)
-            ctx.reporter.advance(job.name, new)
-            if job.hasher is not None:
-                job.hasher.landed()
-
-        return PartFileSink(
-            slot,
-            job.part,
-            lambda: job.hasher,
-            landed,
-            executor=ctx.executor,
-            name=job.name,
-            needed=lambda: (job.plan.size or 0) - job.done.covered(),
-        )
-
-    async def _renew(self, job: FileJob, link: Link) -> None:
+    async def _renew(self, job: J, link: Link) -> None:
         try:
             await self.ctx.resolver.refused(job.name, link)
         except (FileGoneError, LinkRefusedError):
@@ -195,14 +222,14 @@ class RangeFetcher:
                 f"{job.name}: link refused and re-resolving failed: {exc}", file=job.name
             ) from exc
 
-    def _accept(self, job: FileJob, slot: Slot, ans: Answer) -> bool:
+    def _accept(self, job: J, slot: Slot, ans: Answer) -> bool:
         """Check a body-carrying answer against what we know; False: drop the slot."""
         sched = self.ctx.sched
         assert ans.total is not None
         if ans.crc64 is not None and ans.whole:
             # Trusted only from an answer that is the whole object: esdk-obs-python checks
             # it for whole-object downloads only (a ranged answer's may not describe it).
-            job.record.crc64 = ans.crc64
+            job.reported_crc64(ans.crc64)
         if slot.probe:
             self._learn(job, ans.total, ans)
             if not job.plan.state.running:
@@ -224,44 +251,20 @@ class RangeFetcher:
         return True
 
     @staticmethod
-    def _first_missing(job: FileJob) -> int:
+    def _first_missing(job: J) -> int:
         size = job.plan.size
         assert size is not None
         missing = job.done.missing(size)
         return missing[0][0] if missing else size
 
-    def _learn(self, job: FileJob, total: int, ans: Answer) -> None:
-        """The first answer for a file: its size and identity."""
-        ctx = self.ctx
-        if not kb_size_matches(total, job.bf.size_kb):
-            job.fail(
-                ctx.sched,
-                VerificationError(
-                    f"{job.name}: the object has {total} bytes but the API reports "
-                    f"{job.bf.size_kb} KB",
-                    file=job.name,
-                ),
-            )
-            return
-        job.record.size = total
-        job.record.etag = ans.etag
-        job.record.last_modified = ans.last_modified
-        storage.create_part(job.part)
-        first = min(job.chunk, total)
-        ctx.sched.plan(job.plan, total, list(split([(first, total)], job.chunk)))
-        if ctx.cfg.preallocate and total:
-            try:
-                storage.preallocate(job.part, total)
-            except OSError as exc:
-                job.fail(ctx.sched, storage.disk_error(exc, job.name, total))
-                return
-        if job.started is None:
-            job.started = ctx.clock()
-            ctx.reporter.file_started(job.name, total)
-        else:
-            ctx.reporter.file_size_known(job.name, total)
-        ctx.start_hasher(job)
-        ctx.writer.soon()
+    def _sink(self, job: J, slot: Slot) -> AbstractAsyncContextManager[Sink]:
+        """Where this slot's bytes go."""
+        raise NotImplementedError
+
+    def _learn(self, job: J, total: int, ans: Answer) -> None:
+        """The first answer for a file: its size and identity. It plans the file's ranges
+        (``Scheduler.plan``), or fails it."""
+        raise NotImplementedError
 
 
 def _tls_error(name: str, url: str, exc: TlsFailed) -> TransferError:

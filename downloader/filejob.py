@@ -59,6 +59,10 @@ class FileJob:
             backup_id, self.name, self.bf.size_kb, database_name=self.bf.database_name
         )
 
+    def reported_crc64(self, crc: int) -> None:
+        """The store's CRC-64 of the whole object: what the bytes must match."""
+        self.log.record.crc64 = crc
+
     def fail(self, sched: Scheduler, exc: RdsBackupError) -> None:
         """Give the file up once its ranges in flight end; the first error is the one kept."""
         if sched.fail(self.plan):
