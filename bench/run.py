@@ -132,6 +132,14 @@ def make_sets(quick: bool) -> dict[str, DataSet]:
             True,
             "wan" + sfx,
         ),
+        # The WAN-like set's big file, fetched by `download` and streamed by `cat > file`.
+        "stream": DataSet(
+            "stream",
+            f"WAN-like: one {fmt_size(wan_big)} file, download vs cat to a file",
+            (FileSpec("wan-big.bin", wan_big),),
+            True,
+            "wan" + sfx,
+        ),
     }
 
 
@@ -528,6 +536,13 @@ def command(
 ) -> list[str]:
     cfg = env.workdir / "cfg"
     cfg.mkdir(exist_ok=True)
+    if tool.key == "rds-cat":
+        links = cfg / f"links-{tag}.json"
+        write_links(links, [(f.name, f.size, u) for f, u in zip(files, urls, strict=True)])
+        (spec,) = files
+        cat = [*env.rds, "--quiet", "cat", "bench", spec.name, "--links-file", str(links)]
+        # exec: the measured process is rds-backup itself, its stdout the output file
+        return ["/bin/sh", "-c", f"exec {shlex.join(cat)} > {shlex.quote(str(out / spec.name))}"]
     if tool.key.startswith("rds-backup"):
         links = cfg / f"links-{tag}.json"
         write_links(links, [(f.name, f.size, u) for f, u in zip(files, urls, strict=True)])
@@ -1007,8 +1022,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--sets",
-        default="big,many,wan",
-        help="comma-separated data sets among big, many, wan (default: all)",
+        default="big,many,wan,stream",
+        help="comma-separated data sets among big, many, wan, stream (default: all)",
     )
     p.add_argument(
         "--wan-rate",
@@ -1066,9 +1081,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in ("big", "many", "wan")]
+    unknown = [s for s in sets if s not in ("big", "many", "wan", "stream")]
     if unknown or not sets:
-        p.error(f"--sets: unknown set(s) {', '.join(unknown) or '(none)'}; use big, many, wan")
+        names = ", ".join(unknown) or "(none)"
+        p.error(f"--sets: unknown set(s) {names}; use big, many, wan, stream")
     args.sets = sets
     if args.rounds is None:
         args.rounds = 2 if args.quick else 3
@@ -1131,7 +1147,10 @@ def bench(args: argparse.Namespace) -> int:
                 "the tool's process; rounds alternate the tool order"
             )
             for ds in chosen:
-                all_verdicts += bench_set(env, ds)
+                if ds.key == "stream":
+                    all_verdicts += bench_stream(env, ds)
+                else:
+                    all_verdicts += bench_set(env, ds)
         finally:
             nginx.stop()
     print(
@@ -1220,6 +1239,43 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
                 )
             )
     print("  ratios (rds-backup defaults, median throughput):")
+    print_verdicts(verdicts)
+    return verdicts
+
+
+STREAM_WINDOW_MB = 64 * MIB / 1e6  # cat's default --window
+
+
+def bench_stream(env: Env, ds: DataSet) -> list[Verdict]:
+    """``rds-backup cat NAME > file`` against ``rds-backup download`` of the same file."""
+    args = env.args
+    tools = [Tool("rds-backup", "rds-backup download"), Tool("rds-cat", "rds-backup cat > file")]
+    print(f"\n-- {ds.key}: {ds.title}, {args.rounds} round(s) --", flush=True)
+    runs: dict[str, list[RunResult]] = {t.key: [] for t in tools}
+    for rnd in range(args.rounds):
+        k = rnd % len(tools)
+        for tool in tools[k:] + tools[:k]:
+            runs[tool.key].append(one_run(env, tool, ds, rnd))
+    rows = [summarize(t.label, runs[t.key], ds.total) for t in tools]
+    print_table(ds, rows, args.rounds, args.wan_rate)
+    dl, cat = rows
+    limit = STREAM_WINDOW_MB + 40
+    verdicts = [
+        Verdict(
+            f"{ds.key}: cat throughput vs download",
+            ratio(cat.mibs, dl.mibs),
+            ">= 0.90x",
+            None if cat.mibs is None or dl.mibs is None else cat.mibs >= 0.9 * dl.mibs,
+        ),
+        Verdict(
+            f"{ds.key}: cat peak RSS MB",
+            cat.rss_mb,
+            f"< window + 40 = {limit:.0f}",
+            None if cat.rss_mb is None else cat.rss_mb < limit,
+            unit="",
+        ),
+    ]
+    print("  ratios:")
     print_verdicts(verdicts)
     return verdicts
 

@@ -30,6 +30,7 @@ from downloader.errors import RdsBackupError
 from downloader.filefetch import FileFetcher
 from downloader.filejob import FileJob
 from downloader.finish import Finisher
+from downloader.governor import govern
 from downloader.journal.store import Journal
 from downloader.journal.writer import JournalWriter
 from downloader.models import BackupFile
@@ -48,8 +49,6 @@ log = logging.getLogger("rds_backup.engine")
 # Few: concurrent writes to one file queue on its inode lock, and in a VM a writer that
 # loses its CPU while holding it leaves the others spinning in the kernel.
 WRITER_THREADS = 2
-GOVERNOR_PERIOD = 0.25
-SLOW_CONNECTION = 32 * 1024 * 1024  # bytes/s; faster connections mean the CPU is the limit
 
 __all__ = ["Engine", "EngineConfig", "FileOutcome", "RunStats"]
 
@@ -161,8 +160,19 @@ class Engine:
                 helpers = [
                     tg.create_task(writer.run(lambda: [j.log for j in self._jobs.values()])),
                     tg.create_task(self._ticker()),
-                    tg.create_task(self._governor(sched)),
                 ]
+                if cfg.adaptive:
+                    helpers.append(
+                        tg.create_task(
+                            govern(
+                                sched,
+                                self.stats,
+                                budget=cfg.connections,
+                                sleep=self._sleep,
+                                notify=self._notify,
+                            )
+                        )
+                    )
                 await asyncio.gather(*workers)
                 for h in helpers:
                     h.cancel()
@@ -224,32 +234,6 @@ class Engine:
                 tg.create_task(self._settle(finisher, job))
             await self._notify()
             await asyncio.sleep(0)  # never hog the loop, whatever the slot did
-
-    async def _governor(self, sched: Scheduler) -> None:
-        """Use as many connections as pay, up to the budget.
-
-        On a fast path (loopback, a LAN) the CPU is the limit and every extra connection
-        only costs: the run starts with ``per_file`` connections (at least ``jobs``). While
-        every allowed connection is busy and each carries less than SLOW_CONNECTION (a
-        per-connection cap, as object storage over a real network has), twice as many are
-        allowed, every GOVERNOR_PERIOD, up to ``connections``.
-        """
-        budget = self.cfg.connections
-        if not self.cfg.adaptive:
-            return
-        last = self.stats.bytes_fetched
-        while sched.soft_cap < budget:
-            await self._sleep(GOVERNOR_PERIOD)
-            fetched, last = self.stats.bytes_fetched - last, self.stats.bytes_fetched
-            per_connection = fetched / GOVERNOR_PERIOD / max(1, sched.busy)
-            if sched.busy >= sched.soft_cap and per_connection < SLOW_CONNECTION:
-                sched.allow(sched.soft_cap * 2)
-                log.debug(
-                    "%.1f MiB/s per connection: allowing %d connections",
-                    per_connection / 2**20,
-                    sched.soft_cap,
-                )
-                await self._notify()
 
     async def _ticker(self) -> None:
         tick = getattr(self.reporter, "tick", None)

@@ -23,6 +23,7 @@
     │   └── FileGoneError                       re-resolved list lacks the file or changed its size
     ├── VerificationError               exit 4  bytes arrived but do not verify
     ├── StorageError                    exit 1  ENOSPC, EIO, ... while writing
+    ├── ConsumerGoneError               exit 1  a stream's reader closed the pipe
     ├── LockHeldError                   exit 5  another run holds the output folder
     └── Interrupted                     exit 130 (SIGINT) / 143 (SIGTERM)
 
@@ -193,6 +194,10 @@ class StorageError(RdsBackupError):
         super().__init__(message)
         self.file = file
         self.errno = errno
+
+
+class ConsumerGoneError(RdsBackupError):
+    """The process reading ``rds-backup cat``'s output closed the pipe (EPIPE)."""
 
 
 class LockHeldError(RdsBackupError):

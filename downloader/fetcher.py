@@ -102,7 +102,8 @@ class RangeFetcher(Generic[J]):
                 return
             link = await ctx.resolver.fresh(job.name)
             pos_before = slot.pos
-            want = Want(slot.pos, job.chunk if slot.probe else slot.end, job.etag, job.plan.size)
+            end = slot.start + job.chunk if slot.probe else slot.end
+            want = Want(slot.pos, end, job.etag, job.plan.size)
 
             async def on_answer(ans: Answer, job: J = job, slot: Slot = slot) -> bool:
                 ctx.resolver.observe_server_date(ans.date)
@@ -134,8 +135,12 @@ class RangeFetcher(Generic[J]):
                 continue
             if ans.has_body:
                 return
-            if ans.kind is Kind.EMPTY and slot.probe:
-                self._learn(job, 0, ans)
+            if slot.probe and (
+                ans.kind is Kind.EMPTY
+                or (ans.kind is Kind.PAST_END and slot.start > 0 and ans.total is not None)
+            ):
+                # Nothing at or after the probe's start (a stream asked past the end).
+                self._learn(job, ans.total or 0, ans)
                 return
             if ans.kind is Kind.CHANGED:
                 job.restart(ctx.sched, ctx.stats, ans.detail or "the object changed")
@@ -237,7 +242,7 @@ class RangeFetcher(Generic[J]):
             if ans.kind is Kind.WHOLE:
                 sched.go_sequential(slot, self._first_missing(job))
             else:
-                sched.probed(slot, min(job.chunk, ans.total))
+                sched.probed(slot, min(slot.start + job.chunk, ans.total))
             return True
         if ans.kind is Kind.WHOLE and not job.plan.sequential:
             self.ctx.reporter.event(

@@ -57,6 +57,7 @@ class PlanFile:
     pending: deque[tuple[int, int]] = field(default_factory=deque)
     slots: list[Slot] = field(default_factory=list)
     epoch: int = 0  # bumped by each restart: slots of an older epoch are stale
+    first: int = 0  # where its probe starts (a stream may start mid-object)
 
     @property
     def sequential(self) -> bool:
@@ -128,7 +129,7 @@ class Scheduler:
     def _probe(self, f: PlanFile) -> Slot:
         self._opened(f)
         self._to(f, Event.PROBE)
-        return self._slot(f, 0, None, probe=True)
+        return self._slot(f, f.first, None, probe=True)
 
     def _opened(self, f: PlanFile) -> None:
         if f in self._waiting:

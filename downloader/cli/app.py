@@ -9,6 +9,7 @@ import click
 from downloader import __version__
 from downloader.logsetup import configure_logging
 
+from .cmd_cat import cat
 from .cmd_download import download
 from .cmd_listing import backups, files
 from .cmd_sim import demo, simulate
@@ -52,6 +53,6 @@ def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"], qu
     configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet)
 
 
-for _command in (download, files, backups, verify, simulate, demo):
+for _command in (download, cat, files, backups, verify, simulate, demo):
     cli.add_command(_command)
 name_env_vars(cli)
