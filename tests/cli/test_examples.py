@@ -5,7 +5,9 @@
 * ``systemd/``: the units parse, point at the script, and pass ``systemd-analyze verify`` when
   it is installed;
 * ``restore-sqlserver-database.md``: its ``sh`` blocks run in order against the simulator
-  (the ``sqlcmd`` restore needs a SQL Server and is not run).
+  (the ``sqlcmd`` restore needs a SQL Server and is not run);
+* ``restore-mysql-streamed.sh``: run with a stand-in for ``xbstream`` that keeps what it
+  receives.
 """
 
 from __future__ import annotations
@@ -518,6 +520,7 @@ def test_examples_only_use_real_commands_and_options() -> None:
         SCRIPT.read_text(),
         (SYSTEMD / "rds-backup.service").read_text(),
         (EXAMPLES / "README.md").read_text(),
+        STREAMED.read_text(),
     ]
     texts += [body for lang, body in code_blocks(WALKTHROUGH) if lang != "text"]
     seen = set()
@@ -535,4 +538,56 @@ def test_examples_only_use_real_commands_and_options() -> None:
                     continue
                 assert opt in known | {"-h", "--help"}, f"rds-backup {name} has no {opt}: {m[0]}"
             seen.add(name)
-    assert {"download", "backups", "files", "verify", "simulate"} <= seen
+    assert {"download", "backups", "files", "verify", "simulate", "cat"} <= seen
+
+
+# --------------------------------------------------------------------------- streamed restore
+
+STREAMED = EXAMPLES / "restore-mysql-streamed.sh"
+# Stands in for `xbstream -x -C DIR`: keeps each stream it is given as DIR/stream-N.
+STAND_IN = """import os, sys
+target = sys.argv[sys.argv.index("-C") + 1]
+n = len([p for p in os.listdir(target) if p.startswith("stream-")])
+with open(os.path.join(target, f"stream-{n}"), "wb") as fh:
+    fh.write(sys.stdin.buffer.read())
+"""
+
+
+def streamed_env(served: Served, tmp_path: Path) -> dict[str, str]:
+    stand_in = tmp_path / "xbstream-stand-in.py"
+    stand_in.write_text(STAND_IN)
+    return {**served.env, "XBSTREAM": f"{sys.executable} {stand_in}"}
+
+
+def test_streamed_restore_feeds_each_file_in_order(served: Served, tmp_path: Path) -> None:
+    target = tmp_path / "restore"
+    done = subprocess.run(
+        ["bash", str(STREAMED), MYSQL_FULL, str(target)],
+        env=streamed_env(served, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    qp = [f for f in served.sim.backups[MYSQL_FULL].files if f.name.endswith(".qp")]
+    streams = sorted(target.iterdir(), key=lambda p: int(p.name.split("-")[1]))
+    assert len(streams) == len(qp)
+    for f, stream in zip(qp, streams, strict=True):
+        assert stream.read_bytes() == served.sim.expected_bytes(MYSQL_FULL, f.name), f.name
+    assert "xtrabackup --prepare" in done.stderr
+    assert not list(tmp_path.glob("**/*.qp"))  # no second copy anywhere
+
+
+def test_streamed_restore_stops_on_a_corrupt_stream(served: Served, tmp_path: Path) -> None:
+    served.thread.call(lambda: setattr(served.sim.faults, "corrupt_at", 100))
+    done = subprocess.run(
+        ["bash", str(STREAMED), MYSQL_FULL, str(tmp_path / "restore")],
+        env=streamed_env(served, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4
+    assert "discard" in done.stderr

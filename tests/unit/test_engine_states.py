@@ -20,7 +20,7 @@ from fakes import FakeClock
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from downloader.answer import Answer, classify
-from downloader.engine import GOVERNOR_PERIOD, Engine, EngineConfig
+from downloader.engine import Engine, EngineConfig
 from downloader.errors import (
     BodyIncomplete,
     LinkRefusedError,
@@ -28,6 +28,7 @@ from downloader.errors import (
     TransferError,
     VerificationError,
 )
+from downloader.governor import GOVERNOR_PERIOD
 from downloader.journal import Journal
 from downloader.lifecycle import Event, FileState, after
 from downloader.models import BackupFile, FileListing
