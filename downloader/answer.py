@@ -2,14 +2,16 @@
 
 What is sent: the presigned link byte for byte (``yarl.URL(..., encoded=True)``; yarl would
 otherwise turn ``%2F`` in the signature into ``/``), GET only (the method is signed: HEAD
-fails), ``Range`` and ``If-Match``, and nothing the signature covers (``Content-Type``,
-``Content-MD5``, ``x-obs-*``) nor the API's own credentials.
+fails), ``Range``, ``If-Match`` and ``Accept-Encoding: identity``, and nothing the
+signature covers (``Content-Type``, ``Content-MD5``, ``x-obs-*``) nor the API's own
+credentials.
 
 What is checked (OBS ignores an invalid Range and answers 200 with the whole object; a
 Range starting past the end answers 416): every answer is classified by
 :func:`classify` before a byte is written, and 206 answers must carry exactly the
-``Content-Range`` asked for, of the object we are fetching. :mod:`downloader.transfer` does
-the I/O.
+``Content-Range`` asked for, of the object we are fetching, with a ``Content-Length`` that
+agrees with it; an answer in any coding but identity is BAD (retried, then the file
+fails): its bytes are never written. :mod:`downloader.transfer` does the I/O.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ class Answer:
 def request_headers(start: int, end: int | None, etag: str | None) -> dict[str, str]:
     """Headers for bytes ``[start, end)`` (``end`` None: to the end of the object)."""
     last = "" if end is None else str(end - 1)
-    headers = {"Range": f"bytes={start}-{last}"}
+    # identity: the object's own bytes, which Content-Range counts and the store's checksums
+    # describe; a coded body (RFC 9110 section 8.4) would be neither.
+    headers = {"Range": f"bytes={start}-{last}", "Accept-Encoding": "identity"}
     if etag:
         headers["If-Match"] = etag
     return headers
@@ -83,6 +87,17 @@ def _crc64(headers: Mapping[str, str]) -> int | None:
         return None
     crc = int(value)
     return crc if crc < 2**64 else None
+
+
+def _shown(value: str) -> str:
+    """A header value fit for a message: short, printable ASCII only (it is untrusted)."""
+    return re.sub(r"[^ -~]", "?", value[:40])
+
+
+def _coding(headers: Mapping[str, str]) -> str | None:
+    """The answer's ``Content-Encoding`` unless it is none or ``identity``."""
+    value = headers.get("Content-Encoding", "").strip()
+    return None if value.lower() in ("", "identity") else _shown(value)
 
 
 def error_code(body: bytes) -> str | None:
@@ -132,12 +147,27 @@ def classify(
             return answer(
                 Kind.BAD, detail=f"asked for bytes {start}-{want_last}, got {a}-{b}", total=total
             )
+        if coding := _coding(headers):
+            return answer(Kind.BAD, detail=f"Content-Encoding {coding}", total=total)
+        length = headers.get("Content-Length")
+        if length is not None and length.strip() != str(b - a + 1):
+            # Which one lies is unknown: taking the range's bytes of a longer body, or
+            # waiting for bytes a shorter one never sends, would both trust a liar.
+            return answer(
+                Kind.BAD,
+                detail=f"Content-Length {_shown(length.strip())} disagrees with "
+                f"Content-Range bytes {a}-{b}",
+                total=total,
+            )
         return answer(Kind.PARTIAL, start=a, end=b + 1, total=total)
     if status == 200:
         length = headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if expect_etag and etag and etag != expect_etag:
             return answer(Kind.CHANGED, detail="ETag changed", total=total)
+        if coding := _coding(headers):
+            # Before the size: Content-Length then counts the coded bytes, not the object's.
+            return answer(Kind.BAD, detail=f"Content-Encoding {coding}")
         if total is None:
             return answer(Kind.BAD, detail="200 without Content-Length")
         if expect_total is not None and total != expect_total:

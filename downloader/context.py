@@ -35,6 +35,7 @@ class EngineConfig:
     check_md5: bool = True
     sha256: bool = False  # also record SHA-256 (read back: it does not combine like CRC-64)
     adaptive: bool = True  # start with fewer connections, add them while each is slow
+    recheck: bool = False  # hash every finished file in place again, not only changed ones
 
     @property
     def backoff(self) -> Backoff:

@@ -24,7 +24,7 @@ from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.resolver import Fetch, LinkResolver
-from downloader.results import FileOutcome
+from downloader.results import SERVER_CHECKSUM, FileOutcome
 from downloader.verify import build_manifest, remove_manifest, write_manifest
 
 log = logging.getLogger("rds_backup.download")
@@ -78,6 +78,11 @@ class RunReport:
         return [o for o in self.outcomes if not o.ok]
 
     @property
+    def size_only(self) -> int:
+        """Files that verified, but with no checksum the object store computed."""
+        return sum(1 for o in self.outcomes if o.ok and o.integrity != SERVER_CHECKSUM)
+
+    @property
     def exit_code(self) -> int:
         failed = self.failed
         if not failed:
@@ -99,6 +104,7 @@ class RunReport:
             "links_refused": self.refusals,
             "manifest": self.manifest,
             "warnings": self.warnings,
+            "size_only": self.size_only,
             "files": [
                 {
                     "name": o.name,
@@ -109,6 +115,7 @@ class RunReport:
                     "sha256": o.sha256,
                     "md5": o.md5,
                     "etag": o.etag,
+                    "integrity": o.integrity,
                     "seconds": round(o.seconds, 3),
                     "bytes_fetched": o.fetched,
                     "detail": o.detail,
@@ -154,8 +161,11 @@ async def run_download(
     if not files:
         raise NothingSelectedError("no file matches --include/--exclude/--database")
     layout = storage.Layout(config.out_dir)
+    # Names that cannot all be placed (``a`` and ``a/b``, too long) fail now, not after.
+    storage.check_names(layout.root, [f.name for f in files])
     for f in files:
-        layout.final(f.name)  # refuses hostile names before anything is written
+        # Refuses hostile names, and links on the way to a file, before anything is written.
+        layout.checked_final(f.name)
     layout.prepare()
     lock = FolderLock(layout.lock, str(config.out_dir))
     await lock.acquire(wait=wait_lock)

@@ -86,13 +86,14 @@ class Engine:
 
     async def run(self) -> list[FileOutcome]:
         cfg = self.cfg
-        found = triage(
+        found = await triage(
             self._files,
             self.journal,
             self.reporter,
             backup_id=cfg.backup_id,
             sha256=cfg.sha256,
             check_md5=cfg.check_md5,
+            recheck=cfg.recheck,
         )
         outcomes = {o.name: o for o in found.skipped}
         jobs = found.jobs
@@ -104,7 +105,7 @@ class Engine:
                 job.plan.size_hint, max(cfg.per_file, cfg.connections)
             )
             if job.plan.size is not None:
-                storage.create_part(job.part)
+                storage.create_part(job.part, new=False)
         sched = self._sched = Scheduler(
             [j.plan for j in jobs], Limits(cfg.jobs, cfg.per_file, cfg.connections)
         )

@@ -3,7 +3,9 @@
     RdsBackupError                      exit 1 unless a subclass says otherwise
     ├── UsageError                      exit 2  bad options, bad input files, nothing selected
     │   ├── UnsafeNameError                     a file name that would escape the output folder
-    │   └── NothingSelectedError                the backup lists no file, or none matches
+    │   ├── UntrustedFolderError                a link (or a stranger's folder) planted in it
+    │   ├── NothingSelectedError                the backup lists no file, or none matches
+    │   └── MalformedJsonError                  untrusted JSON that does not parse (or nests deep)
     ├── CredentialsError                exit 3  no usable credentials in env/profile
     ├── ApiError                        exit 3  the RDS/IAM API answered with an error
     │   ├── ApiAuthError                        401/403: credentials refused
@@ -25,6 +27,7 @@
     ├── StorageError                    exit 1  ENOSPC, EIO, ... while writing
     ├── ConsumerGoneError               exit 1  a stream's reader closed the pipe
     ├── LockHeldError                   exit 5  another run holds the output folder
+    │   └── DownloadRunningError                ``verify`` while a download holds it
     └── Interrupted                     exit 130 (SIGINT) / 143 (SIGTERM)
 
 Only the CLI turns these into words and exit codes.
@@ -50,8 +53,32 @@ class UnsafeNameError(UsageError):
         self.reason = reason
 
 
+class UntrustedFolderError(UsageError):
+    """The output folder holds something rds-backup did not create and will not follow or
+    write through: a symbolic link where its state or a file's folder belongs, or a state
+    folder that is not a folder of the running user. ``path`` names it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"refusing the output folder: {path} {reason}; remove it and run again")
+        self.path = path
+        self.reason = reason
+
+
 class NothingSelectedError(UsageError):
     pass
+
+
+class MalformedJsonError(UsageError):
+    """Untrusted JSON that does not parse: ``what`` names the input, ``problem`` says why.
+
+    Raised by :func:`downloader.safejson.load_json`; callers whose input is not the user's
+    (an API answer, a journal record) catch it and raise or warn in their own terms.
+    """
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(f"{what} is not valid JSON: {problem}")
+        self.what = what
+        self.problem = problem
 
 
 class CredentialsError(RdsBackupError):
@@ -208,6 +235,18 @@ class LockHeldError(RdsBackupError):
         super().__init__(
             f"{folder} is locked by {holder} (another rds-backup run); "
             "use --wait-lock to wait for it"
+        )
+        self.pid = pid
+
+
+class DownloadRunningError(LockHeldError):
+    """``verify`` found the folder locked by a download: its files are still being written."""
+
+    def __init__(self, folder: str, pid: int | None) -> None:
+        holder = f" (pid {pid})" if pid else ""
+        RdsBackupError.__init__(
+            self,
+            f"a download{holder} is running in {folder}; verify the folder once it has finished",
         )
         self.pid = pid
 

@@ -52,7 +52,7 @@ class FileFetcher(RangeFetcher[FileJob]):
         job.record.size = total
         job.record.etag = ans.etag
         job.record.last_modified = ans.last_modified
-        storage.create_part(job.part)
+        storage.create_part(job.part, new=True)
         first = min(job.chunk, total)
         ctx.sched.plan(job.plan, total, list(split([(first, total)], job.chunk)))
         if ctx.cfg.preallocate and total:

@@ -14,7 +14,7 @@ from downloader.journal.writer import FileLog
 from downloader.lifecycle import Event, after
 from downloader.models import BackupFile
 from downloader.ranges import RangeSet
-from downloader.results import RunStats
+from downloader.results import SERVER_CHECKSUM, RunStats
 from downloader.scheduler import PlanFile, Scheduler
 
 MAX_RESTARTS = 2
@@ -62,6 +62,7 @@ class FileJob:
     def reported_crc64(self, crc: int) -> None:
         """The store's CRC-64 of the whole object: what the bytes must match."""
         self.log.record.crc64 = crc
+        self.log.record.integrity = SERVER_CHECKSUM
 
     def fail(self, sched: Scheduler, exc: RdsBackupError) -> None:
         """Give the file up once its ranges in flight end; the first error is the one kept."""

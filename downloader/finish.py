@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import UTC, datetime
 
 from downloader import storage
@@ -18,9 +19,9 @@ from downloader.context import RunContext
 from downloader.errors import RdsBackupError, TransferError, VerificationError
 from downloader.filejob import FileJob
 from downloader.hashing import Digests
-from downloader.journal.records import FileRecord
+from downloader.journal.records import FileRecord, FileStamp
 from downloader.lifecycle import FileState
-from downloader.results import FileOutcome
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, FileOutcome
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -109,6 +110,7 @@ class Finisher:
             crc64=rec.crc64 if rec.complete else None,
             etag=rec.etag,
             last_modified=rec.last_modified,
+            integrity=(rec.integrity or SIZE_ONLY) if ok else None,
             seconds=secs,
             fetched=job.fetched,
             detail=detail,
@@ -119,10 +121,10 @@ class Finisher:
         size = job.plan.size
         assert size is not None and job.hasher is not None
         if size == 0:
-            storage.create_part(job.part)
+            storage.create_part(job.part, new=False)
             storage.truncate(job.part, 0)
         digests = await job.hasher.result()
-        _check(job, digests)
+        integrity = _check(job, digests)
         sha, md5, crc = digests.sha256_hex(), digests.md5_hex(), digests.crc64.value
         writer = self.ctx.writer
 
@@ -131,18 +133,26 @@ class Finisher:
             rec.sha256 = sha
             rec.md5 = md5
             rec.crc64 = crc
-
-        def completed(rec: FileRecord) -> None:
-            rec.complete = True
-            rec.finished_at = utc_stamp()
+            rec.integrity = integrity
 
         try:
             # Every byte on disk, then recorded with its checksums, then renamed.
             await asyncio.to_thread(storage.fsync_path, job.part)
             await writer.save(job.log, checksummed)
-            await asyncio.to_thread(storage.move_into_place, job.part, job.final)
+            await asyncio.to_thread(
+                storage.move_into_place, job.part, job.final, self.ctx.journal.layout.root
+            )
+            # Its stat after the rename (which moves ctime): a rerun that sees the same one
+            # skips the file unread, and hashes it again if anything differs.
+            placed = FileStamp.of(os.stat(job.final, follow_symlinks=False))
         except OSError as exc:
             raise storage.disk_error(exc, job.name) from exc
+
+        def completed(rec: FileRecord) -> None:
+            rec.complete = True
+            rec.finished_at = utc_stamp()
+            rec.in_place = placed
+
         await writer.save(job.log, completed)
         self.ctx.sched.done(job.plan)
         job.hasher.stop()
@@ -151,9 +161,13 @@ class Finisher:
         log.debug("%s: complete, %d bytes, crc64 %d", job.name, size, crc)
 
 
-def _check(job: FileJob, digests: Digests) -> None:
+def _check(job: FileJob, digests: Digests) -> str:
     """The bytes against what the store reported (or what was recorded when they were first
-    written): the CRC-64, and the MD5 a plain ETag names."""
+    written): the CRC-64, and the MD5 a plain ETag names. Returns how well they verified:
+    SERVER_CHECKSUM if a checksum the store computed was among them, else SIZE_ONLY."""
+    # The record's crc64 is the store's while its integrity says so (set when a whole-object
+    # answer reported it); once checksummed, the level it recorded then.
+    server = job.record.integrity == SERVER_CHECKSUM
     expected_crc = job.record.crc64
     crc = digests.crc64.value
     if expected_crc is not None and crc != expected_crc:
@@ -171,3 +185,5 @@ def _check(job: FileJob, digests: Digests) -> None:
             "--no-md5-check skips this check)",
             file=job.name,
         )
+    server = server or (md5 is not None and bool(job.etag))
+    return SERVER_CHECKSUM if server else SIZE_ONLY

@@ -195,7 +195,7 @@ class FileHasher:
                                 limit = min(limit, nearest)
                         n = min(HASH_SPAN, limit - self.hashed)
                         if fd is None:
-                            fd = os.open(self.part, os.O_RDONLY)
+                            fd = os.open(self.part, os.O_RDONLY | os.O_NOFOLLOW)
                         got = await loop.run_in_executor(
                             None, read_span, fd, self.hashed, n, digests
                         )

@@ -37,6 +37,19 @@ _MAP: tuple[tuple[type[BaseException], type[NetworkError], str], ...] = (
     (ConnectionError, ConnectFailed, "connection lost"),
 )
 
+# Failures before any request left this machine: DNS, a refused connection, the TLS
+# handshake, a connect timeout (aiohttp >= 3.10 tells that one from a read timeout).
+_NOT_CONNECTED: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    *((aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()),
+)
+
+
+def never_connected(error: BaseException | None) -> bool:
+    """Whether ``error`` (raised by :func:`network_errors`) failed before a connection was
+    made: then another address of the same service may answer, and nothing was sent."""
+    return isinstance(error, NetworkError) and isinstance(error.__cause__, _NOT_CONNECTED)
+
 
 @contextmanager
 def network_errors(where: str) -> Iterator[None]:

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 from downloader.errors import RdsBackupError
 
+# How well a file's bytes were verified. SERVER_CHECKSUM: compared with a checksum the object
+# store computed (an MD5 ETag, or the CRC-64 of an answer that was the whole object).
+# SIZE_ONLY: its size and identity (ETag on every range) were checked, but nothing the store
+# computed from the bytes (multipart ETags, ranged answers): corruption in transit that keeps
+# the size would go unseen.
+SERVER_CHECKSUM = "server-checksum"
+SIZE_ONLY = "size-only"
+INTEGRITY_LEVELS = (SERVER_CHECKSUM, SIZE_ONLY)
+
 
 @dataclass(slots=True)
 class FileOutcome:
@@ -19,6 +28,7 @@ class FileOutcome:
     crc64: int | None = None
     etag: str | None = None
     last_modified: str | None = None
+    integrity: str | None = None  # SERVER_CHECKSUM or SIZE_ONLY once it verified
     seconds: float = 0.0
     fetched: int = 0
     detail: str | None = None

@@ -1,31 +1,38 @@
 """Resume triage: what each selected file needs before any byte is fetched.
 
-A file finished earlier and still in place is skipped; one an earlier run moved into place
-but did not record complete is checked in place (this one time a second read is needed);
-one with a usable record resumes from the bytes it names; anything else starts from byte 0
-(a record that cannot be trusted is removed, with a warning). Then the whole selection must
-fit on the disk: fail in the first second, not after hours.
+A file finished earlier and still in place is skipped, unread while its stat is the one
+recorded at its finish; when that changed (or with ``--recheck``) it is hashed again, and
+fetched again if it no longer matches. One an earlier run moved into place but did not
+record complete is checked in place (read once more); one with a usable record resumes
+from the bytes it names; anything else starts from byte 0 (a record that cannot be trusted
+is removed, with a warning). Then the whole selection must fit on the disk: fail in the
+first second, not after hours.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import stat
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from downloader import storage
 from downloader.errors import StorageError
 from downloader.filejob import FileJob
 from downloader.finish import utc_stamp
-from downloader.hashing import etag_md5, hash_file
-from downloader.journal.records import FileRecord
+from downloader.hashing import Digests, etag_md5, hash_file
+from downloader.journal.records import FileRecord, FileStamp
 from downloader.journal.store import Journal
 from downloader.journal.writer import FileLog
 from downloader.models import BackupFile
 from downloader.progress import Reporter
 from downloader.ranges import RangeSet
-from downloader.results import FileOutcome
+from downloader.results import SIZE_ONLY, FileOutcome
 from downloader.scheduler import PlanFile
 
 log = logging.getLogger("rds_backup.engine")
@@ -37,7 +44,7 @@ class Triage:
     skipped: list[FileOutcome] = field(default_factory=list)  # complete already
 
 
-def triage(
+async def triage(
     files: Sequence[BackupFile],
     journal: Journal,
     reporter: Reporter,
@@ -45,17 +52,20 @@ def triage(
     backup_id: str,
     sha256: bool,
     check_md5: bool,
+    recheck: bool = False,
 ) -> Triage:
+    """``recheck``: hash every finished file again, not only those whose stat changed."""
     layout = journal.layout
     out = Triage()
     for bf in files:
         final = layout.final(bf.name)
         record, why = journal.load(backup_id, bf.name, bf.size_kb)
         if record is not None and record.complete:
-            if final.exists() and final.stat().st_size == record.size:
+            why = await _still_exact(bf, record, journal, recheck=recheck)
+            if why is None:
                 out.skipped.append(_skip(bf, record, reporter))
                 continue
-            record, why = None, "finished earlier, but the file is missing or altered"
+            record = None
         if record is not None and journal.moved_into_place(record):
             if _adopt(bf, record, journal, sha256=sha256, check_md5=check_md5):
                 out.skipped.append(_skip(bf, record, reporter))
@@ -99,7 +109,87 @@ def _skip(bf: BackupFile, rec: FileRecord, reporter: Reporter) -> FileOutcome:
         crc64=rec.crc64,
         etag=rec.etag,
         last_modified=rec.last_modified,
+        # As well as it verified when it was fetched (re-reading it here checks the disk,
+        # not the transfer).
+        integrity=rec.integrity or SIZE_ONLY,
     )
+
+
+async def _still_exact(
+    bf: BackupFile, rec: FileRecord, journal: Journal, *, recheck: bool
+) -> str | None:
+    """A finished file in place: None while it is still exact, else why it is fetched again.
+
+    Its stat as recorded at the finish (size, mtime, ctime, inode) unchanged: trusted unread,
+    so a rerun costs nothing. Changed (a write in place moves ctime even when mtime is put
+    back), not recorded (an older run's record), or ``recheck``: its bytes are hashed
+    against the checksums recorded when they were verified; if they still match, the new
+    stat is recorded, and if not, the file is removed and fetched again.
+    """
+    final = journal.layout.final(bf.name)
+    try:
+        st = os.stat(final, follow_symlinks=False)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != rec.size:
+        return "finished earlier, but the file is missing or altered"
+    now = FileStamp.of(st)
+    if now == rec.in_place and not recheck:
+        return None
+    if rec.crc64 is None:
+        return "finished earlier, but it may have changed and no checksum was recorded for it"
+    try:
+        digests = await _hash_in_thread(
+            final, sha256=rec.sha256 is not None, md5=rec.md5 is not None
+        )
+    except OSError as exc:
+        return f"finished earlier, but it cannot be read back ({exc.strerror or exc})"
+    differ = [
+        what
+        for what, got, want in (
+            ("CRC-64", digests.crc64.value, rec.crc64),
+            ("SHA-256", digests.sha256_hex(), rec.sha256),
+            ("MD5", digests.md5_hex(), rec.md5),
+        )
+        if want is not None and got != want
+    ]
+    if differ:
+        # Known-bad bytes never keep the final name, even if the fetch that replaces
+        # them fails.
+        with contextlib.suppress(OSError):
+            os.unlink(final)
+        verb = "matches" if len(differ) == 1 else "match"
+        return (
+            f"changed on disk since it was downloaded (its {' and '.join(differ)} no longer {verb})"
+        )
+    if rec.in_place is not None and now != rec.in_place:
+        log.info("%s: changed on disk (stat), but its bytes still match", bf.name)
+    if now != rec.in_place:
+        rec.in_place = now
+        journal.save(rec)
+    return None
+
+
+class _Stopped(Exception):
+    """A hash abandoned because the run was cancelled."""
+
+
+async def _hash_in_thread(path: Path, *, sha256: bool, md5: bool) -> Digests:
+    """:func:`hash_file` off the event loop, so a signal still stops the run at once (a
+    recheck may read a whole backup); a cancel ends the read at its next block."""
+    stop = threading.Event()
+
+    def step(_n: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+
+    try:
+        return await asyncio.to_thread(
+            hash_file, path, sha256=sha256, md5=md5, progress=step, block=1024 * 1024
+        )
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 def _adopt(
@@ -126,5 +216,6 @@ def _adopt(
     rec.md5 = digests.md5_hex()
     rec.crc64 = digests.crc64.value
     rec.finished_at = utc_stamp()
+    rec.in_place = FileStamp.of(os.stat(final, follow_symlinks=False))
     journal.save(rec)
     return True

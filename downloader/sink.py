@@ -107,7 +107,13 @@ class PartFileSink:
         self._landed(pos, n)
 
     async def _open(self) -> None:
-        self._fh = await aiofiles.open(self._part, "r+b", buffering=0, executor=self._executor)
+        self._fh = await aiofiles.open(
+            self._part,
+            "r+b",
+            buffering=0,
+            opener=storage.part_opener,  # never through a link planted at its name
+            executor=self._executor,
+        )
         self._at = 0
 
     async def __aenter__(self) -> PartFileSink:

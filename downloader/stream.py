@@ -37,7 +37,7 @@ from downloader.progress import Reporter
 from downloader.ranges import MIB, RangeSet, kb_size_matches, split
 from downloader.ratelimit import RateLimiter
 from downloader.resolver import LinkResolver
-from downloader.results import RunStats
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, RunStats
 from downloader.retry import Backoff
 from downloader.scheduler import Limits, PlanFile, Scheduler, Slot
 from downloader.transfer import READ_SIZE, Policy, Transfer, fetch_range
@@ -73,7 +73,7 @@ class StreamResult:
     written: int  # bytes handed to the consumer
     seconds: float
     crc64: int  # of the bytes written
-    integrity: str  # "server-checksum" or "size-only"
+    integrity: str  # SERVER_CHECKSUM or SIZE_ONLY
     retries: int
     peak_window: int
 
@@ -350,15 +350,15 @@ def _check(job: StreamJob, digests: Digests, *, whole: bool) -> str:
     if whole and job.crc64 is not None:
         if digests.crc64.value != job.crc64:
             raise VerificationError(f"{job.name}: CRC-64 mismatch; {discard}", file=job.name)
-        return "server-checksum"
+        return SERVER_CHECKSUM
     want_md5 = etag_md5(job.etag)
     if digests.md5 is not None and want_md5 is not None:
         if digests.md5_hex() != want_md5:
             raise VerificationError(
                 f"{job.name}: MD5 does not match the ETag; {discard}", file=job.name
             )
-        return "server-checksum"
-    return "size-only"
+        return SERVER_CHECKSUM
+    return SIZE_ONLY
 
 
 def _write_all(fd: int, data: memoryview, name: str, at: int) -> None:

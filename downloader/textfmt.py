@@ -16,22 +16,40 @@ __all__ = [
     "parse_size",
     "printable",
     "render_table",
+    "unsafe_char",
 ]
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: anything that can
-# move a terminal's cursor, change its state or start a new line in a log file.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# move a terminal's cursor, change its state or start a new line in a log file (C1 includes
+# the 8-bit CSI, U+009B, which some terminals obey like ESC [).
+_C0_C1 = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+# Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069)
+# and the invisible marks (U+061C, U+200E, U+200F). They reorder the text around them, so
+# a name shows as something it is not ("Trojan Source", CVE-2021-42574).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Lone surrogates (from a JSON ``\ud800`` escape) cannot be encoded to UTF-8: printing one
+# fails, and no file system name holds one.
+_SURROGATES = "\ud800-\udfff"
+_CONTROL_RE = re.compile(f"[{_C0_C1}{_BIDI}{_SURROGATES}]")
 _BREAKS = "\t\n\r\x0b\x0c\u2028\u2029"
 
 
 def printable(text: str) -> str:
-    """``text`` on one line with no control characters (tabs/newlines become spaces, other
-    controls ``?``), so a terminal or a log file cannot be tricked by a value."""
+    """``text`` on one line with no control characters (tabs/newlines become spaces; other
+    controls, bidirectional controls and lone surrogates ``?``), so a terminal or a log file
+    cannot be tricked by a value."""
 
     def repl(m: re.Match[str]) -> str:
         return " " if m.group(0) in _BREAKS else "?"
 
     return _CONTROL_RE.sub(repl, text)
+
+
+def unsafe_char(text: str) -> str | None:
+    """The first character :func:`printable` would replace, or None: what a name that is
+    written to disk must not hold."""
+    m = _CONTROL_RE.search(text)
+    return m.group(0) if m else None
 
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

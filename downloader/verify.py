@@ -7,8 +7,10 @@ its presence is what a nightly job (and ``rds-backup verify``) trusts.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,13 @@ from downloader import __version__, storage
 from downloader.errors import UsageError
 from downloader.hashing import hash_file
 from downloader.journal import FileRecord
+from downloader.lock import FolderLock
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY
+from downloader.safejson import load_json
 
 MANIFEST_VERSION = 1
+# Some hundreds of bytes per file: far more files than any backup lists.
+MAX_MANIFEST = 64 * 1024 * 1024
 
 
 def build_manifest(
@@ -43,6 +50,8 @@ def build_manifest(
                 "etag": r.etag,
                 "last_modified": r.last_modified,
                 "finished_at": r.finished_at,
+                # An older record that does not say: nothing proves more than the size.
+                "integrity": r.integrity or SIZE_ONLY,
             }
             for r in sorted(records, key=lambda r: r.name)
         ],
@@ -60,12 +69,19 @@ def remove_manifest(layout: storage.Layout) -> None:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, checked for its shape; UsageError (a MalformedJsonError when it does not
+    parse) otherwise."""
     try:
-        obj = json.loads(path.read_bytes())
+        # Not through a link, nor a FIFO (which would block): a planted one is refused.
+        with open(storage.open_private(path, os.O_RDONLY), "rb") as fh:
+            data = fh.read(MAX_MANIFEST + 1)
     except FileNotFoundError as exc:
         raise UsageError(f"no manifest at {path}: the folder holds no complete backup") from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"manifest {path} is unreadable: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"manifest {path} is unreadable: {exc.strerror or exc}") from exc
+    if len(data) > MAX_MANIFEST:
+        raise UsageError(f"manifest {path} is larger than {MAX_MANIFEST // 2**20} MiB")
+    obj = load_json(data, f"manifest {path}")
     if (
         not isinstance(obj, dict)
         or obj.get("manifest_version") != MANIFEST_VERSION
@@ -80,27 +96,53 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # As the manifest records it: how well the bytes were verified when they arrived.
+    integrity: str = SIZE_ONLY
+
+
+def entry_integrity(entry: object) -> str:
+    """A manifest entry's integrity level; anything but SERVER_CHECKSUM (a manifest of an
+    earlier version says nothing) is SIZE_ONLY."""
+    is_server = isinstance(entry, dict) and entry.get("integrity") == SERVER_CHECKSUM
+    return SERVER_CHECKSUM if is_server else SIZE_ONLY
 
 
 def verify_folder(
     folder: Path, *, progress: Callable[[str, int], None] | None = None
 ) -> tuple[dict[str, Any], list[Check]]:
     """Re-read every file the manifest lists and compare its size and every checksum the
-    manifest records (CRC-64; SHA-256 and MD5 where present)."""
+    manifest records (CRC-64; SHA-256 and MD5 where present), holding the folder's lock
+    shared: DownloadRunningError while a download writes the folder."""
     layout = storage.Layout(folder)
+    lock = FolderLock(layout.lock, str(folder))
+    lock.try_shared()
+    try:
+        return _verify_entries(layout, progress)
+    finally:
+        lock.release()
+
+
+def _verify_entries(
+    layout: storage.Layout, progress: Callable[[str, int], None] | None
+) -> tuple[dict[str, Any], list[Check]]:
     manifest = load_manifest(layout.manifest)
     checks = []
-    for entry in manifest["files"]:
+    for i, entry in enumerate(manifest["files"]):
+        # Named by position where the entry gives no usable name (a tampered manifest).
+        if not isinstance(entry, dict):
+            checks.append(Check(f"files[{i}]", False, "manifest entry is not an object"))
+            continue
         name = entry.get("name")
         if not isinstance(name, str):
-            checks.append(Check(str(name), False, "manifest entry without a name"))
+            checks.append(Check(f"files[{i}]", False, "manifest entry without a name"))
             continue
         try:
             path = layout.final(name)
         except UsageError as exc:
             checks.append(Check(name, False, str(exc)))
             continue
-        checks.append(_check_file(path, name, entry, progress))
+        check = _check_file(path, name, entry, progress)
+        checks.append(replace(check, integrity=entry_integrity(entry)))
     return manifest, checks
 
 
@@ -108,22 +150,32 @@ def _check_file(
     path: Path, name: str, entry: dict[str, Any], progress: Callable[[str, int], None] | None
 ) -> Check:
     try:
-        size = path.stat().st_size
+        st = path.lstat()
     except FileNotFoundError:
         return Check(name, False, "missing")
-    if size != entry.get("size"):
-        return Check(name, False, f"size {size}, manifest says {entry.get('size')}")
+    except OSError as exc:
+        return Check(name, False, f"unreadable: {exc.strerror or exc}")
+    if not stat.S_ISREG(st.st_mode):
+        # Never read through a link, nor open a folder or a FIFO (which would block).
+        return Check(name, False, f"not a regular file ({_kind(st.st_mode)})")
+    size, want_size = st.st_size, entry.get("size")
+    if size != want_size:
+        said = want_size if isinstance(want_size, int) else "no size"
+        return Check(name, False, f"size {size}, manifest says {said}")
     want_crc = entry.get("crc64")
     want_sha = entry.get("sha256")
     want_md5 = entry.get("md5")
     if not any(isinstance(w, (int, str)) for w in (want_crc, want_sha, want_md5)):
         return Check(name, False, "the manifest records no checksum for this file")
-    digests = hash_file(
-        path,
-        sha256=bool(want_sha),
-        md5=bool(want_md5),
-        progress=None if progress is None else lambda n: progress(name, n),
-    )
+    try:
+        digests = hash_file(
+            path,
+            sha256=bool(want_sha),
+            md5=bool(want_md5),
+            progress=None if progress is None else lambda n: progress(name, n),
+        )
+    except OSError as exc:
+        return Check(name, False, f"unreadable: {exc.strerror or exc}")
     crc, sha, md5 = digests.crc64, digests.sha256, digests.md5
     changed = "mismatch: the file changed since it was downloaded"
     if want_crc is not None and crc.value != want_crc:
@@ -133,3 +185,11 @@ def _check_file(
     if md5 is not None and md5.hexdigest() != want_md5:
         return Check(name, False, f"MD5 {changed}")
     return Check(name, True, "ok")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a special file"

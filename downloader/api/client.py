@@ -11,12 +11,15 @@ APIG.0308 and 5xx, with the shared :class:`~downloader.retry.Backoff` (full jitt
 exactly one request, and more than five signature failures in a row lock the AK for five
 minutes (facts §3). A 401 for an expired signature, when the server's ``Date`` shows our clock
 is off, is signed again once with the server's time (:meth:`Auth.correct_clock`).
+
+Several endpoints (``HUAWEICLOUD_SDK_REGION_RDS_<REGION>=https://a,https://b``): a request
+that cannot connect (DNS, refused, TLS handshake, connect timeout) goes on to the next one
+within the same attempt, as the SDK's client does; an HTTP error answer never moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl as _ssl
@@ -38,6 +41,7 @@ from downloader.errors import (
     ApiThrottledError,
     ApiTlsError,
     ApiUnavailableError,
+    MalformedJsonError,
     NetworkError,
     NetworkTimeout,
     ResponseFormatError,
@@ -46,8 +50,9 @@ from downloader.errors import (
 )
 from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing
-from downloader.netmap import network_errors
+from downloader.netmap import network_errors, never_connected
 from downloader.retry import Backoff
+from downloader.safejson import load_json
 
 log = logging.getLogger("rds_backup.api.client")
 
@@ -91,6 +96,22 @@ def _host_port(url: yarl.URL) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """One RDS API base URL, in the three forms a request needs."""
+
+    base: str  # scheme://host[:port][/path], no trailing slash
+    path: str  # its path, to which the signed resource path is appended
+    host: str  # host[:port], as signed and sent in Host
+
+    @classmethod
+    def parse(cls, endpoint: str) -> _Endpoint:
+        base = yarl.URL(endpoint.strip().rstrip("/"))
+        if base.scheme not in ("http", "https") or not base.raw_host:
+            raise UsageError(f"RDS endpoint must be an http(s) URL, got {endpoint!r}")
+        return cls(str(base).rstrip("/"), base.raw_path.rstrip("/"), _host_port(base))
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
     headers: Mapping[str, str]
@@ -98,12 +119,16 @@ class _Answer:
 
 
 class RdsClient:
-    """RDS v3 API calls used by rds-backup. ``calls`` counts HTTP requests sent."""
+    """RDS v3 API calls used by rds-backup. ``calls`` counts HTTP requests sent.
+
+    ``endpoint`` may be a list (``HUAWEICLOUD_SDK_REGION_RDS_<REGION>`` may name several, as
+    the SDK reads it): when one cannot be connected to, the next is tried, and kept.
+    """
 
     def __init__(
         self,
         *,
-        endpoint: str,
+        endpoint: str | Sequence[str],
         project_id: str,
         auth: Auth,
         session: aiohttp.ClientSession,
@@ -115,16 +140,15 @@ class RdsClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        base = yarl.URL(endpoint.rstrip("/"))
-        if base.scheme not in ("http", "https") or not base.raw_host:
-            raise UsageError(f"RDS endpoint must be an http(s) URL, got {endpoint!r}")
+        listed = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        if not listed:
+            raise UsageError("no RDS endpoint given")
+        self._endpoints = tuple(_Endpoint.parse(e) for e in listed)
+        self._current = 0  # the endpoint in use; moves on a connection failure
         if not project_id or "/" in project_id:
             raise UsageError(
                 "a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)"
             )
-        self._base = str(base).rstrip("/")
-        self._base_path = base.raw_path.rstrip("/")
-        self._host = _host_port(base)
         self.project_id = project_id
         self.auth = auth
         self._session = session
@@ -138,7 +162,7 @@ class RdsClient:
         self.calls = 0
 
     def __repr__(self) -> str:
-        return f"<RdsClient {self._base} project {self.project_id}>"
+        return f"<RdsClient {self._endpoints[self._current].base} project {self.project_id}>"
 
     # ------------------------------------------------------------------ the API calls
 
@@ -207,16 +231,11 @@ class RdsClient:
 
     def _json(self, answer: _Answer) -> object:
         try:
-            return json.loads(answer.body)
-        except (ValueError, RecursionError) as exc:
-            raise ResponseFormatError("response", "not JSON") from exc
+            return load_json(answer.body, "API answer")
+        except MalformedJsonError as exc:
+            raise ResponseFormatError("response", f"not JSON: {exc.problem}") from exc
 
     async def _call(self, method: str, resource: str, query: list[tuple[str, str]]) -> _Answer:
-        path = f"{self._base_path}/v3/{self.project_id}/{resource}"
-        qs = signer.canonical_query(query)
-        url = yarl.URL(
-            f"{self._base}/v3/{self.project_id}/{resource}" + (f"?{qs}" if qs else ""), encoded=True
-        )
         deadline = self._clock() + self.retry.total_timeout
         refreshed_auth = False
         corrected_clock = False
@@ -227,17 +246,7 @@ class RdsClient:
                 await self.budget.acquire()
             try:
                 # Inside the try: an IAM token fetch can fail transiently, like the call itself.
-                headers = await self.auth.headers(
-                    method=method,
-                    host=self._host,
-                    path=path,
-                    query=query,
-                    headers={"Content-Type": "application/json", "Host": self._host},
-                    body=b"",
-                    session=self._session,
-                )
-                headers["User-Agent"] = USER_AGENT  # unsigned (the SDK signs it; optional, §4a)
-                answer = await self._send(method, url, headers)
+                answer = await self._exchange(method, resource, query)
             except ApiError as exc:
                 error: ApiError = exc
                 retry_after: float | None = None
@@ -277,6 +286,41 @@ class RdsClient:
             )
             await self._sleep(wait)
 
+    async def _exchange(self, method: str, resource: str, query: list[tuple[str, str]]) -> _Answer:
+        """One attempt: sign for the endpoint in use and send. When no connection could be
+        made to it, the next listed endpoint (each once per attempt; logged), as the SDK
+        does; an error answer is an answer and never moves on."""
+        path = f"/v3/{self.project_id}/{resource}"
+        qs = signer.canonical_query(query)
+        tried = 0
+        while True:
+            index = self._current
+            ep = self._endpoints[index]
+            headers = await self.auth.headers(
+                method=method,
+                host=ep.host,
+                path=ep.path + path,
+                query=query,
+                headers={"Content-Type": "application/json", "Host": ep.host},
+                body=b"",
+                session=self._session,
+            )
+            headers["User-Agent"] = USER_AGENT  # unsigned (the SDK signs it; optional, §4a)
+            url = yarl.URL(ep.base + path + (f"?{qs}" if qs else ""), encoded=True)
+            try:
+                return await self._send(method, url, headers, ep.host)
+            except ApiUnavailableError as exc:
+                tried += 1
+                if len(self._endpoints) == 1 or not never_connected(exc.__cause__):
+                    raise
+                # From the index this call used: concurrent calls failing alike agree.
+                self._current = (index + 1) % len(self._endpoints)
+                if tried >= len(self._endpoints):
+                    raise
+                log.warning(
+                    "%s; trying the next endpoint, %s", exc, self._endpoints[self._current].host
+                )
+
     def _correct_clock(self, error: ApiError, headers: Mapping[str, str]) -> bool:
         """The gateway refuses an X-Sdk-Date more than 15 minutes off its clock ("signature
         expired", facts §3). When its Date header shows ours is that far off, sign with the
@@ -293,10 +337,12 @@ class RdsClient:
         log.warning("this machine's clock is %.0f s off the API's; signing with its time", -skew)
         return True
 
-    async def _send(self, method: str, url: yarl.URL, headers: dict[str, str]) -> _Answer:
+    async def _send(
+        self, method: str, url: yarl.URL, headers: dict[str, str], host: str
+    ) -> _Answer:
         self.calls += 1
         try:
-            with network_errors(f"RDS API at {self._host}"):
+            with network_errors(f"RDS API at {host}"):
                 async with self._session.request(
                     method,
                     url,
@@ -314,12 +360,12 @@ class RdsClient:
                     return _Answer(resp.status, dict(resp.headers), body)
         except TlsFailed as exc:
             raise ApiTlsError(
-                f"TLS failure talking to the RDS API at {self._host}: {exc.what} "
+                f"TLS failure talking to the RDS API at {host}: {exc.what} "
                 "(a private CA? use --ca-bundle)"
             ) from exc
         except NetworkError as exc:
             what = "timed out" if isinstance(exc, NetworkTimeout) else exc.what
-            raise ApiUnavailableError(f"cannot reach the RDS API at {self._host}: {what}") from exc
+            raise ApiUnavailableError(f"cannot reach the RDS API at {host}: {what}") from exc
 
 
 def pick_latest(backups: Sequence[Backup]) -> Backup | None:

@@ -83,6 +83,13 @@ def _read_profile(path: Path, explicit: bool) -> _Profile | None:
         raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise CredentialsError(f"credentials file {path} is not a regular file")
+    # As ssh with its keys: whoever owns the file chose the keys in it, so it must be the
+    # running user (or root), whatever its mode.
+    if os.name == "posix" and st.st_uid not in (os.geteuid(), 0):
+        raise CredentialsError(
+            f"credentials file {path} is owned by another user (uid {st.st_uid}); "
+            "it must belong to you or root"
+        )
     if os.name == "posix" and st.st_mode & 0o077:
         raise CredentialsError(
             f"credentials file {path} is readable by other users "

@@ -19,7 +19,22 @@ from downloader.redact import register_secret
 if TYPE_CHECKING:
     from downloader.api.client import RdsClient
 
-__all__ = ["ApiSettings", "open_client"]
+__all__ = ["ApiSettings", "load_ca_bundle", "open_client"]
+
+
+def load_ca_bundle(path: str) -> ssl.SSLContext:
+    """A TLS context trusting the CA certificates in the PEM file ``path``.
+
+    Raises :class:`~downloader.errors.UsageError` naming the file when it cannot be read or
+    holds no PEM certificate (OpenSSL's own words would name neither).
+    """
+    try:
+        return ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:  # before OSError, of which it is one
+        reason = (exc.reason or "unreadable").replace("_", " ").lower()
+        raise UsageError(f"{path} is not a PEM bundle of CA certificates ({reason})") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read CA bundle {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +51,7 @@ class ApiSettings:
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A context trusting ``ca_bundle``; None means the system's default trust."""
-        return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
+        return load_ca_bundle(self.ca_bundle) if self.ca_bundle else None
 
 
 @asynccontextmanager
@@ -57,14 +72,14 @@ async def open_client(
     from downloader.api.budget import ApiBudget
     from downloader.api.client import RdsClient, RetryPolicy
     from downloader.api.credentials import load_auth
-    from downloader.api.regions import rds_endpoint
+    from downloader.api.regions import rds_endpoints
 
     env = os.environ if env is None else env
-    endpoint = settings.endpoint
+    endpoint: str | tuple[str, ...] | None = settings.endpoint
     if not endpoint:
         if not settings.region:
             raise UsageError("give --region (or --endpoint) to reach the RDS API")
-        endpoint = rds_endpoint(settings.region, env)
+        endpoint = rds_endpoints(settings.region, env)  # the client moves on when one is down
     ssl_ctx = settings.ssl_context()
     auth = load_auth(
         env,

@@ -16,9 +16,15 @@ import aiohttp
 import yarl
 
 from downloader.api.parse import parse_error, parse_time
-from downloader.errors import ApiUnavailableError, NetworkError, ResponseFormatError
+from downloader.errors import (
+    ApiUnavailableError,
+    MalformedJsonError,
+    NetworkError,
+    ResponseFormatError,
+)
 from downloader.httpdates import http_date
 from downloader.netmap import network_errors
+from downloader.safejson import load_json
 
 MAX_IAM_BODY = 4 * 1024 * 1024  # the catalog can be big; we ask for nocatalog anyway
 DEFAULT_IAM_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)
@@ -135,9 +141,9 @@ class IamTokenClient:
         if not token:
             raise ResponseFormatError("X-Subject-Token", "IAM answered without a token header")
         try:
-            obj = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise ResponseFormatError("token", "IAM answer is not JSON") from exc
+            obj = load_json(raw, "IAM answer")
+        except MalformedJsonError as exc:
+            raise ResponseFormatError("token", f"IAM answer is not JSON: {exc.problem}") from exc
         expires_at, lifetime = token_lifetime(obj, headers.get("Date"))
         return IssuedToken(token, expires_at, lifetime, token_project_id(obj))
 

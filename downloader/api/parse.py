@@ -10,7 +10,6 @@ is unparsable).
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -25,10 +24,12 @@ from downloader.errors import (
     ApiNotFoundError,
     ApiThrottledError,
     ApiUnavailableError,
+    MalformedJsonError,
     ResponseFormatError,
     UsageError,
 )
 from downloader.models import Backup, BackupFile, FileListing
+from downloader.safejson import load_json
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
 # §7); IAM answers ``2020-01-04T09:05:22.701000Z``. Accept both, with ``+08:00`` too. Only this
@@ -275,6 +276,18 @@ def _find_error(obj: Mapping[str, object], depth: int = 0) -> tuple[str | None, 
     return None, None
 
 
+def _body_request_id(obj: Mapping[str, object], depth: int = 0) -> str | None:
+    """The API gateway also puts ``request_id`` in its error bodies (facts §3); some answers
+    carry it only there, beside the code (top level, or nested like the error pair)."""
+    found = _scalar(obj.get("request_id"))
+    if found or depth >= 4:
+        return found or None
+    for value in obj.values():
+        if isinstance(value, dict) and (nested := _body_request_id(value, depth + 1)):
+            return nested
+    return None
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is not None:
@@ -311,11 +324,12 @@ def parse_error(
     msg: str | None = None
     text = body[:65536].decode("utf-8", errors="replace")
     try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
+        decoded = load_json(text, "error answer")
+    except MalformedJsonError:
         decoded = None
     if isinstance(decoded, dict):
         code, msg = _find_error(decoded)
+        request_id = request_id or _body_request_id(decoded)
     if msg is None and decoded is None:
         msg = text.strip() or None
     secret_list = list(secrets)
@@ -357,15 +371,7 @@ def load_links_file(path: str | Path, *, stdin: TextIO | None = None) -> FileLis
         raise UsageError(f"cannot read links file {name}: {reason}") from exc
     if len(text) > MAX_LINKS_FILE:
         raise UsageError(f"links file {name} is larger than {MAX_LINKS_FILE // 2**20} MiB")
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        where = (
-            f" (line {exc.lineno}, column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        raise UsageError(f"links file {name} is not valid JSON{where}") from exc
+    obj = load_json(text, f"links file {name}")
     try:
         return parse_backup_files(obj)
     except ResponseFormatError as exc:

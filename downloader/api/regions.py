@@ -1,6 +1,7 @@
 """Region id -> RDS and IAM endpoints, resolved the way huaweicloudsdkcore/huaweicloudsdkrds do.
 
-RDS: env ``HUAWEICLOUD_SDK_REGION_RDS_<REGION>`` (comma-separated list, first wins), else the
+RDS: env ``HUAWEICLOUD_SDK_REGION_RDS_<REGION>`` (a comma-separated list, tried in order by
+the client when one cannot be reached, as the SDK does), else the
 static table of huaweicloudsdkrds 3.1.219 (``v3/region/rds_region.py``). IAM: env
 ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, else the regional ``iam.{region}`` host. EU (eu-west-101)
 lives under ``.myhuaweicloud.eu`` for both.
@@ -67,23 +68,29 @@ def rds_env_name(region: str) -> str:
     return RDS_ENV_PREFIX + region.replace("-", "_").upper()
 
 
+def _endpoint_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+
+
 def _first_endpoint(value: str) -> str | None:
-    for item in value.split(","):
-        item = item.strip()
-        if item:
-            return item.rstrip("/")
-    return None
+    listed = _endpoint_list(value)
+    return listed[0] if listed else None
 
 
 def rds_endpoint(region: str, env: Mapping[str, str]) -> str:
     """The RDS API base URL (``https://host``, no trailing slash) for ``region``."""
+    return rds_endpoints(region, env)[0]
+
+
+def rds_endpoints(region: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Every RDS API base URL for ``region``, in the order to try them (at least one)."""
     region = region.strip()
     override = env.get(rds_env_name(region), "") if region else ""
-    endpoint = _first_endpoint(override)
-    if endpoint is not None:
-        return endpoint
+    listed = _endpoint_list(override)
+    if listed:
+        return listed
     if region in RDS_REGIONS:
-        return f"https://rds.{region}.{_domain(region)}"
+        return (f"https://rds.{region}.{_domain(region)}",)
     raise UsageError(
         f"unknown region {region!r} for RDS; set {rds_env_name(region or 'REGION')}="
         f"https://rds.<region>.myhuaweicloud.com (or pass --endpoint)"

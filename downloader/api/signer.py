@@ -43,6 +43,16 @@ def signed_header_names(headers: Mapping[str, str]) -> list[str]:
     return sorted(k.lower() for k in headers if "_" not in k)
 
 
+def payload_hash(body: bytes, headers: Mapping[str, str]) -> str:
+    """The last line of the canonical request, as the SDK's ``_process_hash_payload``: an
+    empty body is always hashed (``UNSIGNED-PAYLOAD`` only stands in for a body), else an
+    ``X-Sdk-Content-Sha256`` header's value wins over the body's hash."""
+    if not body:
+        return EMPTY_SHA256
+    declared = next((v for k, v in headers.items() if k.lower() == "x-sdk-content-sha256"), "")
+    return declared or hashlib.sha256(body).hexdigest()
+
+
 def sign(
     *,
     method: str,
@@ -75,10 +85,6 @@ def sign(
 
     by_lower = {k.lower(): str(v).strip() for k, v in out.items()}
     names = signed_header_names(out)
-    # As the SDK: an empty body is always hashed; UNSIGNED-PAYLOAD only stands in for a body.
-    payload_hash = (by_lower.get("x-sdk-content-sha256", "") if body else "") or hashlib.sha256(
-        body
-    ).hexdigest()
     canonical_request = "\n".join(
         [
             method.upper(),
@@ -86,7 +92,7 @@ def sign(
             canonical_query(query),
             "".join(f"{n}:{by_lower[n]}\n" for n in names),
             ";".join(names),
-            payload_hash,
+            payload_hash(body, out),
         ]
     )
     date = by_lower["x-sdk-date"]

@@ -199,13 +199,14 @@ def cat(
         result = run_async(main)
     finally:
         reporter.close()
+    from downloader.results import SERVER_CHECKSUM
     from downloader.stream import StreamResult
 
     assert isinstance(result, StreamResult)
     rate = result.written / result.seconds if result.seconds > 0 else None
     check = (
         "checked against the object store's checksum"
-        if result.integrity == "server-checksum"
+        if result.integrity == SERVER_CHECKSUM
         else "size-only: the object store gives no checksum of these bytes to compare with"
     )
     log.info(

@@ -190,6 +190,14 @@ ProgressMode = Literal["auto", "tty", "log", "quiet"]
     "a CRC-64 is always recorded).",
 )
 @click.option(
+    "--recheck",
+    is_flag=True,
+    show_envvar=True,
+    help="Read every file finished earlier and compare it with its recorded checksums; "
+    "fetch again any that changed. Without it, only files whose size, mtime, ctime or "
+    "inode changed are read.",
+)
+@click.option(
     "--insecure-links",
     is_flag=True,
     show_envvar=True,
@@ -245,6 +253,7 @@ def download(
     preallocate: bool,
     md5_check: bool,
     sha256: bool,
+    recheck: bool,
     insecure_links: bool,
     wait_lock: bool,
     progress_mode: ProgressMode,
@@ -293,6 +302,7 @@ def download(
             preallocate=preallocate,
             check_md5=md5_check,
             sha256=sha256,
+            recheck=recheck,
         )
         report = await run_download(
             cfg,

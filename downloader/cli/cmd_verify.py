@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from downloader.errors import VerificationError
+from downloader.results import SERVER_CHECKSUM
 from downloader.textfmt import printable
 
 from .options import NonEmptyPath, output_options
-from .render import echo_json
+from .render import echo_json, size_only_note
 
 __all__ = ["verify"]
 
@@ -25,20 +26,28 @@ def verify(folder: Path, as_json: bool) -> int:
 
     manifest, checks = verify_folder(folder)
     bad = [c for c in checks if not c.ok]
+    size_only = sum(1 for c in checks if c.ok and c.integrity != SERVER_CHECKSUM)
     if as_json:
         echo_json(
             {
                 "backup_id": manifest.get("backup_id"),
                 "ok": not bad,
-                "files": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+                "size_only": size_only,
+                "files": [
+                    {"name": c.name, "ok": c.ok, "detail": c.detail, "integrity": c.integrity}
+                    for c in checks
+                ],
             }
         )
     else:
         for c in checks:
-            click.echo(printable(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}"))
+            level = f" ({c.integrity})" if c.ok and c.integrity != SERVER_CHECKSUM else ""
+            click.echo(printable(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}{level}"))
         click.echo(
             f"{len(checks) - len(bad)} of {len(checks)} files verified "
             f"(backup {printable(str(manifest.get('backup_id')))})"
         )
+        if size_only:
+            click.echo(size_only_note(size_only))
     # Each failure was printed above; the exit code is the verification failure's.
     return VerificationError.exit_code if bad else 0

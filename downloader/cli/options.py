@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from downloader.api.factory import ApiSettings
+from downloader.api.factory import ApiSettings, load_ca_bundle
+from downloader.errors import UsageError
 from downloader.textfmt import parse_size
 
 __all__ = [
     "ENV_PREFIX",
     "ByteRate",
     "ByteSize",
+    "CaBundle",
     "FiniteFloatRange",
     "Globals",
     "NonEmptyPath",
@@ -58,15 +60,32 @@ else:
     _IntType = click.ParamType
 
 
+GIB = 1024**3
+
+
+def _size_text(n: int) -> str:
+    """4294967296 -> ``4G``: a bound as the user would write it."""
+    for unit, scale in (("G", GIB), ("M", 1024**2), ("K", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
 class ByteSize(_IntType):
     """``16M`` -> 16777216 (K, M, G are powers of 1024; ``MiB``, ``MB`` and ``/s`` are read
-    the same), at least ``minimum``. With ``zero_ok``, ``0`` (or nothing) gives 0: "no
-    limit" for options that say so."""
+    the same), at least ``minimum`` and at most ``maximum``. With ``zero_ok``, ``0`` (or
+    nothing) gives 0: "no limit" for options that say so."""
 
     name = "size"
+    # A range or a window held in memory: past this a value is a typo, not a setting.
+    default_maximum = 4 * GIB
+    unit = ""  # after a bound in a message
 
-    def __init__(self, *, minimum: int = 1024, zero_ok: bool = False) -> None:
+    def __init__(
+        self, *, minimum: int = 1024, maximum: int | None = None, zero_ok: bool = False
+    ) -> None:
         self.minimum = minimum
+        self.maximum = self.default_maximum if maximum is None else maximum
         self.zero_ok = zero_ok
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
@@ -80,7 +99,7 @@ class ByteSize(_IntType):
             return 0
         try:
             n = parse_size(text)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: more digits than a float holds
             self.fail(
                 f"invalid {self.name} {text!r}: use a number with an optional K, M or G",
                 param,
@@ -90,6 +109,12 @@ class ByteSize(_IntType):
             self.fail(
                 f"{self.name} {text!r} is too low: at least {self.minimum // 1024}K", param, ctx
             )
+        if n > self.maximum:
+            self.fail(
+                f"{self.name} {text!r} is too high: at most {_size_text(self.maximum)}{self.unit}",
+                param,
+                ctx,
+            )
         return n
 
 
@@ -97,6 +122,8 @@ class ByteRate(ByteSize):
     """Bytes per second, written like a size: ``50M`` (a trailing ``/s`` is fine)."""
 
     name = "rate"
+    default_maximum = 100 * GIB  # faster than any network this runs over
+    unit = "/s"
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -120,6 +147,22 @@ class NonEmptyPath(click.Path):
         if os.fspath(value) in ("", b""):
             self.fail("an empty path is not allowed.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class CaBundle(NonEmptyPath):
+    """A PEM file of CA certificates, loaded as the option is parsed: a wrong file is a
+    usage error naming it, not an OpenSSL message once the run has started."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        try:
+            load_ca_bundle(os.fsdecode(path))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+        return path
 
 
 # --------------------------------------------------------------------------- option bundles
@@ -169,7 +212,7 @@ def api_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--ca-bundle",
-            type=NonEmptyPath(exists=True, dir_okay=False),
+            type=CaBundle(),
             envvar=env_name("CA_BUNDLE"),
             show_envvar=True,
             help="PEM file of CA certificates to trust (private CAs).",

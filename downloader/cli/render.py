@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, overload
 import click
 
 from downloader.models import FileListing
-from downloader.progress import ReporterBase, run_totals, summary_table
-from downloader.textfmt import render_table
+from downloader.progress import ReporterBase, run_totals, size_only_note, summary_table
+from downloader.textfmt import printable, render_table
 
 if TYPE_CHECKING:
     from downloader.download import RunReport
 
-__all__ = ["echo_json", "echo_table", "finish_run", "iso_time"]
+__all__ = ["echo_json", "echo_table", "finish_run", "iso_time", "size_only_note"]
 
 log = logging.getLogger("rds_backup.cli")
 
@@ -76,18 +76,22 @@ def finish_run(
                 retries=report.retries,
                 resolutions=report.resolutions,
                 refusals=report.refusals,
+                size_only=report.size_only,
             ),
             err=True,
         )
+        if report.size_only:
+            click.echo(size_only_note(report.size_only), err=True)
         if report.manifest:
-            click.echo(f"manifest: {report.manifest}", err=True)
+            click.echo(printable(f"manifest: {report.manifest}"), err=True)
             for line in next_steps(
                 engine_name, [o.name for o in report.outcomes], str(output), databases=dbs
             ):
-                click.echo(line, err=True)
+                # Database names come from the API: never raw to the terminal.
+                click.echo(printable(line), err=True)
     log.info(
         "run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "
-        "%d re-resolutions, %d links refused",
+        "%d re-resolutions, %d links refused, %d size-only",
         report.exit_code,
         len(report.outcomes),
         len(report.failed),
@@ -95,5 +99,6 @@ def finish_run(
         report.retries,
         report.resolutions,
         report.refusals,
+        report.size_only,
     )
     return report.exit_code

@@ -19,6 +19,7 @@ import click
 
 from downloader.errors import Interrupted, RdsBackupError, UsageError
 from downloader.redact import REDACTOR
+from downloader.textfmt import printable
 
 __all__ = ["run_async", "run_cli"]
 
@@ -84,9 +85,11 @@ def tune_allocator() -> None:
 
 
 def _fail(message: str, *, debug: bool = False) -> None:
-    click.echo(f"{PROG}: {message}", err=True)
+    # Messages quote the API, names and paths: one line, no escape sequences, whatever they hold.
+    click.echo(f"{PROG}: {printable(message)}", err=True)
     if debug:
-        click.echo(REDACTOR.redact(traceback.format_exc()), err=True)
+        lines = REDACTOR.redact(traceback.format_exc()).splitlines()
+        click.echo("\n".join(printable(line) for line in lines), err=True)
 
 
 def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:

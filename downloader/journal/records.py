@@ -16,14 +16,43 @@ one chunk per connection. :mod:`~downloader.journal.store` reads and writes the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from downloader.ranges import Interval, RangeSet
+from downloader.results import INTEGRITY_LEVELS
 
 VERSION = 1
 FLUSH_SECONDS = 1.0
 FLUSH_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """The finished file in place, as ``stat`` saw it when its bytes were last known exact.
+
+    A rerun whose ``stat`` agrees skips the file without reading it; any difference (a write
+    in place moves ctime even when mtime is put back, a copy over it changes the inode) has
+    its bytes hashed again before they are trusted.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStamp:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "ctime_ns": self.ctime_ns,
+            "ino": self.ino,
+        }
 
 
 @dataclass(slots=True)
@@ -43,6 +72,13 @@ class FileRecord:
     crc64: int | None = None
     database_name: str | None = None
     finished_at: str | None = None
+    # SERVER_CHECKSUM or SIZE_ONLY, set with the checksums at the finish. Before that,
+    # SERVER_CHECKSUM says crc64 is the store's (what the bytes will be compared with).
+    # None: not known (a record written before this field existed): size-only.
+    integrity: str | None = None
+    # Once complete and in place: its stat then. None (a record written before this field
+    # existed, or never in place): unknown, so the next run hashes the file once.
+    in_place: FileStamp | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +96,8 @@ class FileRecord:
             "crc64": self.crc64,
             "database_name": self.database_name,
             "finished_at": self.finished_at,
+            "integrity": self.integrity,
+            "in_place": self.in_place.to_json() if self.in_place is not None else None,
         }
 
 
@@ -79,6 +117,26 @@ def _opt_int(obj: dict[str, Any], key: str) -> int | None:
     if v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64):
         return v
     raise JournalError(f"{key} is not a 64-bit integer")
+
+
+def _opt_integrity(obj: dict[str, Any]) -> str | None:
+    v = _opt_str(obj, "integrity")
+    if v is None or v in INTEGRITY_LEVELS:
+        return v
+    raise JournalError("integrity is not a known level")
+
+
+def _opt_stamp(obj: dict[str, Any]) -> FileStamp | None:
+    v = obj.get("in_place")
+    if v is None:
+        return None
+    fields = ("size", "mtime_ns", "ctime_ns", "ino")
+    if not isinstance(v, dict) or not all(
+        isinstance(v.get(k), int) and not isinstance(v.get(k), bool) and abs(v[k]) < 2**64
+        for k in fields
+    ):
+        raise JournalError("in_place is not a stat of size, mtime_ns, ctime_ns and ino")
+    return FileStamp(*(int(v[k]) for k in fields))
 
 
 def record_from_json(obj: object) -> FileRecord:
@@ -128,4 +186,6 @@ def record_from_json(obj: object) -> FileRecord:
         crc64=_opt_int(obj, "crc64"),
         database_name=_opt_str(obj, "database_name"),
         finished_at=_opt_str(obj, "finished_at"),
+        integrity=_opt_integrity(obj),
+        in_place=_opt_stamp(obj),
     )

@@ -9,8 +9,21 @@ from __future__ import annotations
 import json
 import os
 
-from downloader.journal.records import FileRecord, record_from_json
-from downloader.storage import Layout, atomic_write
+from downloader.errors import MalformedJsonError
+from downloader.journal.records import FileRecord, JournalError, record_from_json
+from downloader.safejson import load_json
+from downloader.storage import Layout, atomic_write, lstat_private, read_private
+
+
+def _parse(raw: bytes) -> FileRecord:
+    """A record from its file's bytes. Raises MalformedJsonError or JournalError (a
+    ValueError) when it must not be trusted."""
+    try:
+        return record_from_json(load_json(raw, "journal record"))
+    except RecursionError as exc:
+        # Nested just under the parser's limit, the validation's message (a repr) can still
+        # overflow the stack of a deep caller.
+        raise JournalError("nested too deeply") from exc
 
 
 class Journal:
@@ -23,21 +36,23 @@ class Journal:
         """The record for this file, or (None, why it was not usable). No record: (None, None)."""
         path = self.layout.record(name)
         try:
-            raw = path.read_bytes()
+            raw = read_private(path)  # a link there is refused (UntrustedFolderError)
         except FileNotFoundError:
             return None, None
         except OSError as exc:
             return None, f"journal unreadable ({exc.strerror})"
         try:
-            rec = record_from_json(json.loads(raw))
-        except (ValueError, UnicodeDecodeError) as exc:
+            rec = _parse(raw)
+        except MalformedJsonError as exc:
+            return None, f"journal unreadable (not valid JSON: {exc.problem})"
+        except ValueError as exc:
             return None, f"journal unreadable ({exc})"
         if (rec.backup_id, rec.name, rec.size_kb) != (backup_id, name, size_kb):
             return None, "journal belongs to another backup or file version"
         if not rec.complete and rec.done:
             part = self.layout.part(name)
             try:
-                on_disk = part.stat().st_size
+                on_disk = lstat_private(part).st_size
             except FileNotFoundError:
                 if self.moved_into_place(rec):
                     return rec, None
@@ -50,7 +65,7 @@ class Journal:
         """Whether a run may have stopped between moving this file into place and recording
         it complete: the record names every byte, the part file is gone and a file of the
         right size has the final name. The caller checks it against the record's CRC-64."""
-        if rec.complete or rec.size is None or self.layout.part(rec.name).exists():
+        if rec.complete or rec.size is None or os.path.lexists(self.layout.part(rec.name)):
             return False
         if rec.done != ([(0, rec.size)] if rec.size else []):
             return False
@@ -80,8 +95,8 @@ class Journal:
             return []
         for path in paths:
             try:
-                rec = record_from_json(json.loads(path.read_bytes()))
-            except (OSError, ValueError, UnicodeDecodeError):
+                rec = _parse(read_private(path))
+            except (OSError, ValueError, MalformedJsonError):
                 continue
             if rec.complete:
                 out.append(rec)

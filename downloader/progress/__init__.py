@@ -27,7 +27,7 @@ from downloader.textfmt import format_duration, format_rate, format_size, printa
 
 from .base import Clock, FileProgress, FileState, Reporter, ReporterBase, SummaryRow
 from .logline import LogReporter, QuietReporter
-from .summary import run_totals, summary_table
+from .summary import run_totals, size_only_note, summary_table
 from .terminal import TerminalReporter, TqdmLoggingHandler
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "make_reporter",
     "printable",
     "run_totals",
+    "size_only_note",
     "summary_table",
 ]
 

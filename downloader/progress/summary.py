@@ -8,7 +8,7 @@ from downloader.textfmt import format_duration, format_rate, format_size, render
 
 from .base import SummaryRow
 
-__all__ = ["run_totals", "summary_table"]
+__all__ = ["run_totals", "size_only_note", "summary_table"]
 
 _HEADER = ("FILE", "DATABASE", "SIZE", "TIME", "RATE", "RESULT")
 _RIGHT = frozenset({2, 3, 4})  # the numbers
@@ -55,11 +55,24 @@ def run_totals(
     retries: int,
     resolutions: int,
     refusals: int,
+    size_only: int = 0,
 ) -> str:
     """The line under the table. ``resolutions`` is the resolver's count of link
-    re-resolutions (API calls after the first listing), which no reporter sees."""
-    return (
+    re-resolutions (API calls after the first listing), which no reporter sees;
+    ``size_only`` counts complete files no store checksum vouches for (said only when
+    there are some)."""
+    line = (
         f"{files - failed} of {files} files complete, {format_size(bytes_fetched)} fetched in "
         f"{seconds:.1f} s, {retries} retries, {resolutions} link re-resolutions, "
         f"{refusals} links refused"
+    )
+    return f"{line}, {size_only} size-only" if size_only else line
+
+
+def size_only_note(count: int) -> str:
+    """What ``count`` size-only files means, in one line (``download`` and ``verify``)."""
+    files = "file was" if count == 1 else "files were"
+    return (
+        f"{count} {files} verified size-only: size and identity were checked, but the object "
+        "store gave no checksum to compare the bytes with"
     )

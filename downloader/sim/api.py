@@ -26,6 +26,7 @@ from downloader.api.signer import (
     canonical_query,
     canonical_uri,
     parse_authorization,
+    payload_hash,
 )
 from downloader.sim._http import http_date, obs_key, obs_signature, request_id, utc_string
 from downloader.sim.catalog import SimBackup
@@ -97,9 +98,10 @@ class ApiHandlers:
             counts[status] = counts.get(status, 0) + 1
             if status == 401:
                 self.sim.stats.auth_failures += 1
+        raw = self.sim.faults.api_body
         return web.Response(
             status=status,
-            text=json.dumps(body),
+            body=json.dumps(body).encode() if raw is None else raw,
             content_type="application/json",
             charset="utf-8",
             headers=out,
@@ -229,7 +231,8 @@ class ApiHandlers:
         raw_target = request.raw_path
         raw_path, _, raw_query = raw_target.partition("?")
         query = parse_qsl(raw_query, keep_blank_values=True)
-        payload = request.headers.get("X-Sdk-Content-Sha256") or hashlib.sha256(body).hexdigest()
+        # As the SDK signs: an empty body hashes as empty even beside UNSIGNED-PAYLOAD.
+        payload = payload_hash(body, request.headers)
         canonical = "\n".join(
             [
                 request.method.upper(),

@@ -3,8 +3,9 @@
 Every field of ``Faults`` defaults to "off". Tests change fields at any time; the change takes
 effect at the next request (or the next body chunk, for throttling).
 
-Counted faults (``reset_*``, ``stall_*``, ``truncate_*``, ``error_*``, ``api_error_*``) fire
-on the next ``*_count`` responses they apply to. When the count runs out the fault disarms
+Counted faults (``reset_*``, ``stall_*``, ``truncate_*``, ``error_*``, ``api_error_*``,
+``length_lie*``, ``encoding*``) fire on the next ``*_count`` responses they apply to
+(``length_lie`` to 206 answers only). When the count runs out the fault disarms
 itself: its trigger field goes back to ``None`` and its count back to 1, so a test can check
 ``faults.reset_after_bytes is None`` to see that it fired, and re-arm it by setting the trigger
 again. A negative count never runs out. A body fault (reset/stall/truncate) only counts when
@@ -27,6 +28,7 @@ class Faults:
     api_error_count: int = 1
     api_retry_after: float | None = None  # Retry-After header on injected API errors
     token_lifetime: float = 86400.0  # seconds an IAM-issued token stays valid
+    api_body: bytes | None = None  # every RDS/IAM answer's body, verbatim (status unchanged)
 
     # --- backup-files answer --------------------------------------------------------------
     link_lifetime: float = 600.0  # what link_expired_time advertises
@@ -55,6 +57,10 @@ class Faults:
     truncate_after_bytes: int | None = None  # full Content-Length promised, fewer bytes sent
     truncate_count: int = 1
     change_after_bytes: int | None = None  # new content + ETag after this many bytes served
+    length_lie: int | None = None  # 206: Content-Length (and the body) off by this many bytes
+    length_lie_count: int = 1
+    encoding: str | None = None  # Content-Encoding claimed on a body answer (bytes unchanged)
+    encoding_count: int = 1
 
 
 class ObjectRequest(NamedTuple):
@@ -64,6 +70,7 @@ class ObjectRequest(NamedTuple):
     range: str | None
     if_match: str | None
     status: int
+    accept_encoding: str | None = None
 
 
 @dataclass

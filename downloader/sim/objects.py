@@ -137,10 +137,9 @@ class ObjectHandler:
     def _log(self, request: web.Request, name: str | None, status: int) -> None:
         stats = self.sim.stats
         stats.object_status_counts[status] = stats.object_status_counts.get(status, 0) + 1
+        get = request.headers.get
         stats.object_requests_log.append(
-            ObjectRequest(
-                name, request.headers.get("Range"), request.headers.get("If-Match"), status
-            )
+            ObjectRequest(name, get("Range"), get("If-Match"), status, get("Accept-Encoding"))
         )
 
     def _base_headers(self) -> dict[str, str]:
@@ -291,6 +290,12 @@ class ObjectHandler:
         else:
             status, offset, length = 206, chosen[0], chosen[1] - chosen[0] + 1
             headers["Content-Range"] = f"bytes {chosen[0]}-{chosen[1]}/{size}"
+        if applies and status == 206 and _armed(faults, "length_lie", "length_lie_count"):
+            length = max(0, length + (faults.length_lie or 0))  # and a body that long
+            _consume(faults, "length_lie", "length_lie_count")
+        if applies and _armed(faults, "encoding", "encoding_count"):
+            headers["Content-Encoding"] = faults.encoding or ""
+            _consume(faults, "encoding", "encoding_count")
         plan = self._plan(length, applies)
         self._log(request, name, status)
         response = web.StreamResponse(status=status, headers=headers)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from downloader.sim import Simulator, SimulatorThread
-from downloader.sim.catalog import MYSQL_FULL, MYSQL_MANY, SQLSERVER_DB
+from downloader.sim.catalog import MYSQL_FULL, MYSQL_MANY, MYSQL_MULTIPART, SQLSERVER_DB
 from downloader.storage import MANIFEST_NAME, STATE_DIR
 
 KIB = 1024
@@ -269,8 +269,93 @@ def test_empty_paths_are_usage_errors(server: Simulator, tmp_path: Path, args: l
     assert list(tmp_path.iterdir()) == []  # nothing written where we stood
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["download", MYSQL_FULL, "-o", "{out}", "--chunk-size", "99999999G"], "at most 4G"),
+        (["download", MYSQL_FULL, "-o", "{out}", "--chunk-size", "5G"], "at most 4G"),
+        (["download", MYSQL_FULL, "-o", "{out}", "--chunk-size", "9" * 400], "invalid size"),
+        (["download", MYSQL_FULL, "-o", "{out}", "--limit-rate", "101G"], "at most 100G"),
+        (["cat", MYSQL_FULL, "x.qp", "--window", "999G"], "at most 4G"),
+        (["cat", MYSQL_FULL, "x.qp", "--limit-rate", "1e3G"], "invalid rate"),
+        (["demo", "-o", "{out}", "--wan-rate", "99999G"], "at most 100G"),
+    ],
+    ids=["chunk-absurd", "chunk-5G", "chunk-overflow", "rate", "window", "rate-exp", "wan-rate"],
+)
+def test_absurd_sizes_are_usage_errors(
+    server: Simulator, tmp_path: Path, args: list[str], words: str
+) -> None:
+    """Every size and rate has a sane ceiling: a typo is refused before any work."""
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in args]
+    calls = server.stats.api_calls
+    result = cli(args, server)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.stats.api_calls == calls
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a certificate\n", b"\x30\x82\x01\x0a" + bytes(300), b""],
+    ids=["text", "der-like", "empty"],
+)
+@pytest.mark.parametrize("command", ["download", "files"])
+def test_ca_bundle_that_is_not_pem_is_a_usage_error(
+    server: Simulator, tmp_path: Path, content: bytes, command: str
+) -> None:
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_bytes(content)
+    args = [command, MYSQL_FULL, "--ca-bundle", str(bundle)]
+    if command == "download":
+        args += ["-o", str(tmp_path / "out")]
+    calls = server.stats.api_calls
+    result = cli(args, server)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert f"{bundle} is not a PEM bundle of CA certificates" in result.stderr
+    assert "Traceback" not in result.stderr and "_ssl.c" not in result.stderr
+    assert server.stats.api_calls == calls
+    assert not (tmp_path / "out").exists()
+
+
+def test_ca_bundle_in_pem_is_accepted(server: Simulator, tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    bundle = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    result = cli(["files", MYSQL_FULL, "--ca-bundle", str(bundle), "--json"], server)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["files"]) == 4
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_credentials_file_of_another_user_is_refused(server: Simulator, tmp_path: Path) -> None:
+    """As ssh does with its keys: a credentials file must belong to the running user (or
+    root), whatever its mode; someone else could have written the keys in it."""
+    profile = tmp_path / "credentials"
+    profile.write_text(
+        f"[basic]\nak = {server.ak}\nsk = {server.sk}\nproject_id = {server.project_id}\n"
+    )
+    profile.chmod(0o600)
+    no_env_keys = {
+        "HUAWEICLOUD_SDK_AK": "",
+        "HUAWEICLOUD_SDK_SK": "",
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(profile),
+    }
+    ours = cli(["files", MYSQL_FULL, "--json"], server, **no_env_keys)
+    assert ours.returncode == 0, ours.stderr  # the same file, owned by us: used
+    calls = server.stats.api_calls
+    os.chown(profile, 65534, 65534)  # nobody
+    result = cli(["files", MYSQL_FULL], server, **no_env_keys)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert f"credentials file {profile} is owned by another user" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert server.sk not in result.stderr
+    assert server.stats.api_calls == calls
+
+
 def test_verification_failure_exits_4(server: Simulator, tmp_path: Path) -> None:
-    server.faults.wrong_kb_size = 2
+    server.faults.wrong_kb_size = 1024  # a MiB more than each file holds: clearly wrong
     result = cli(["download", MYSQL_FULL, "-o", str(tmp_path)], server)
     assert result.returncode == 4
     assert not (tmp_path / MANIFEST_NAME).exists()
@@ -352,6 +437,37 @@ def test_verify_catches_a_flipped_byte(server: Simulator, tmp_path: Path) -> Non
     assert bad.returncode == 4
     report = json.loads(bad.stdout)
     assert [f["name"] for f in report["files"] if not f["ok"]] == [victim.name]
+
+
+def test_summary_and_verify_count_the_size_only_files(server: Simulator, tmp_path: Path) -> None:
+    """A multipart upload fetched in ranges met no checksum the store computed: the run's
+    totals and ``verify`` say how many such files there are; a backup whose every file was
+    compared with one says nothing of the kind."""
+    ranged = tmp_path / "ranged"
+    result = cli(["download", MYSQL_MULTIPART, "-o", str(ranged), "--chunk-size", "1M"], server)
+    assert result.returncode == 0, result.stderr
+    totals = next(line for line in result.stderr.splitlines() if "files complete" in line)
+    assert totals.endswith(", 1 size-only")
+    assert "1 file was verified size-only" in result.stderr
+    text = cli(["verify", str(ranged)], None)
+    assert text.returncode == 0, text.stdout
+    assert "1 of 1 files verified" in text.stdout
+    assert "1 file was verified size-only" in text.stdout
+    report = json.loads(cli(["verify", str(ranged), "--json"], None).stdout)
+    assert report["size_only"] == 1
+    assert [f["integrity"] for f in report["files"]] == ["size-only"]
+
+    whole = tmp_path / "whole"  # one answer: the store's CRC-64 of the whole object
+    result = cli(["download", MYSQL_MULTIPART, "-o", str(whole)], server)
+    assert result.returncode == 0, result.stderr
+    totals = next(line for line in result.stderr.splitlines() if "files complete" in line)
+    assert totals.endswith("links refused")
+    assert "verified size-only" not in result.stderr
+    text = cli(["verify", str(whole)], None)
+    assert text.returncode == 0 and "size-only" not in text.stdout
+    report = json.loads(cli(["verify", str(whole), "--json"], None).stdout)
+    assert report["size_only"] == 0
+    assert [f["integrity"] for f in report["files"]] == ["server-checksum"]
 
 
 def test_files_and_backups_commands(server: Simulator) -> None:
@@ -540,6 +656,90 @@ def test_corrupt_journal_restarts_the_file(server: Simulator, tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     assert "journal unreadable" in again.stderr
     assert (tmp_path / name).read_bytes() == server.expected_bytes(MYSQL_FULL, name)
+
+
+def _flip_in_place(path: Path) -> os.stat_result:
+    """Change one byte in the middle of a file in place, its size kept and its mtime put
+    back (as a careless tool or bit rot leaves it): only its ctime moves."""
+    before = path.stat()
+    with open(path, "r+b") as fh:
+        fh.seek(before.st_size // 2)
+        byte = fh.read(1)[0]
+        fh.seek(before.st_size // 2)
+        fh.write(bytes([byte ^ 0x01]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    kept = (after.st_size, after.st_mtime_ns, after.st_ino)
+    assert kept == (before.st_size, before.st_mtime_ns, before.st_ino)
+    return after
+
+
+def _record_of(out: Path, name: str) -> Path:
+    for path in (out / STATE_DIR / "journal").glob("*.json"):
+        if json.loads(path.read_text())["name"] == name:
+            return path
+    raise AssertionError(f"no journal record for {name}")
+
+
+def test_a_file_damaged_in_place_is_fetched_again(server: Simulator, tmp_path: Path) -> None:
+    args = ["download", MYSQL_FULL, "-o", str(tmp_path), "--json"]
+    assert cli(args, server).returncode == 0
+    victim = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
+    _flip_in_place(tmp_path / victim.name)
+    again = cli(args, server)
+    assert again.returncode == 0, again.stderr
+    assert f"{victim.name}: changed on disk since it was downloaded" in again.stderr
+    report = json.loads(again.stdout)
+    results = {f["name"]: f["result"] for f in report["files"]}
+    assert results.pop(victim.name) == "ok"
+    assert set(results.values()) == {"skipped"}
+    assert report["bytes_fetched"] >= victim.size
+    assert_exact(server, MYSQL_FULL, tmp_path)
+    # Exact again, and its new stat recorded: the next run fetches nothing.
+    third = cli(args, server)
+    assert third.returncode == 0, third.stderr
+    report = json.loads(third.stdout)
+    assert report["bytes_fetched"] == 0
+    assert {f["result"] for f in report["files"]} == {"skipped"}
+
+
+def test_recheck_hashes_every_file_even_when_its_stat_was_kept(
+    server: Simulator, tmp_path: Path
+) -> None:
+    """A change that keeps size, mtime, ctime and inode (made here by recording the damaged
+    file's stat in its record) goes unseen by a plain rerun, which reads no finished file;
+    ``--recheck`` reads them all and fetches the damaged one again."""
+    args = ["download", MYSQL_FULL, "-o", str(tmp_path), "--json"]
+    assert cli(args, server).returncode == 0
+    victim = server.backups[MYSQL_FULL].files[1]
+    path = tmp_path / victim.name
+    st = _flip_in_place(path)
+    record = _record_of(tmp_path, victim.name)
+    obj = json.loads(record.read_text())
+    assert obj["in_place"]["ctime_ns"] != st.st_ctime_ns
+    obj["in_place"] = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+    }
+    record.write_text(json.dumps(obj))
+    plain = cli(args, server)
+    assert plain.returncode == 0, plain.stderr
+    report = json.loads(plain.stdout)
+    assert report["bytes_fetched"] == 0
+    assert {f["result"] for f in report["files"]} == {"skipped"}
+    # Had the rerun read the file, it would have found the flipped byte.
+    assert path.read_bytes() != server.expected_bytes(MYSQL_FULL, victim.name)
+    rechecked = cli([*args, "--recheck"], server)
+    assert rechecked.returncode == 0, rechecked.stderr
+    assert f"{victim.name}: changed on disk since it was downloaded" in rechecked.stderr
+    report = json.loads(rechecked.stdout)
+    results = {f["name"]: f["result"] for f in report["files"]}
+    assert results.pop(victim.name) == "ok"
+    assert set(results.values()) == {"skipped"}
+    assert report["bytes_fetched"] == victim.size
+    assert_exact(server, MYSQL_FULL, tmp_path)
 
 
 # ------------------------------------------------------------------ disk errors

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,6 +26,7 @@ from downloader.api.auth import AkSkAuth, Auth, IamPasswordAuth, TokenAuth
 from downloader.api.budget import ApiBudget
 from downloader.api.client import RdsClient, RetryPolicy
 from downloader.api.credentials import load_auth
+from downloader.api.factory import ApiSettings, open_client
 from downloader.api.parse import load_links_file
 from downloader.errors import (
     ApiAuthError,
@@ -631,3 +633,114 @@ async def test_clock_skew_and_retries_log_under_rds_backup(
     assert len(skew) == 1 and skew[0].levelno == logging.WARNING
     assert len(retry) == 1 and retry[0].levelno == logging.DEBUG
     assert all(r.name.startswith(f"{ROOT_LOGGER}.api") for r in skew + retry)
+
+
+# ------------------------------------------------------------------ endpoint lists, request ids
+
+
+def closed_port_url() -> str:
+    """An http URL on a loopback port that nothing listens on: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def test_next_endpoint_after_a_connection_failure(
+    sim: Simulator, session: aiohttp.ClientSession, rds_backup_records: list[logging.LogRecord]
+) -> None:
+    """``HUAWEICLOUD_SDK_REGION_RDS_<REGION>`` may list several endpoints: a refused
+    connection moves to the next one (logged), which later calls keep using."""
+    dead = closed_port_url()
+    env = {**sim.env(), "HUAWEICLOUD_SDK_REGION_RDS_XX_TEST_1": f"{dead}, {sim.endpoint}"}
+    settings = ApiSettings(region="xx-test-1")
+    async with open_client(settings, env) as client:
+        assert len((await client.show_backup_files(MYSQL_FULL)).files) == 4
+        assert client.calls == 2 and sim.stats.api_calls == 1
+        assert len((await client.show_backup_files(MYSQL_FULL)).files) == 4
+        assert client.calls == 3 and sim.stats.api_calls == 2  # straight to the live one
+    moved = [r for r in rds_backup_records if "trying" in r.getMessage()]
+    assert len(moved) == 1 and moved[0].levelno == logging.WARNING
+    text = moved[0].getMessage()
+    assert dead.removeprefix("http://") in text and sim.endpoint.removeprefix("http://") in text
+
+
+async def test_an_error_answer_does_not_move_to_the_next_endpoint(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = RdsClient(
+        endpoint=[sim.endpoint, closed_port_url()],
+        project_id=sim.project_id,
+        auth=ak_sk(sim),
+        session=session,
+        retry=FAST,
+    )
+    with pytest.raises(ApiNotFoundError):
+        await client.show_backup_files("nosuchbackup")
+    assert client.calls == 1 and sim.stats.api_calls == 1
+
+
+async def test_every_endpoint_unreachable_is_unavailable(session: aiohttp.ClientSession) -> None:
+    first, second = closed_port_url(), closed_port_url()
+    fake = FakeTime()
+    client = RdsClient(
+        endpoint=[first, second],
+        project_id="p",
+        auth=TokenAuth("t"),
+        session=session,
+        retry=FAST,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    with pytest.raises(ApiUnavailableError) as info:
+        await client.show_backup_files("b")
+    assert "cannot reach the RDS API" in str(info.value)
+    assert client.calls == 2 * FAST.max_attempts  # each attempt tries both, then backs off
+    assert len(fake.sleeps) == FAST.max_attempts - 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "error_code": "APIG.0301",
+            "error_msg": "verify aksk signature fail",
+            "request_id": "body-req-42",
+        },
+        {
+            "error": {
+                "code": "APIG.0301",
+                "message": "verify aksk signature fail",
+                "request_id": "body-req-42",
+            }
+        },
+    ],
+    ids=["top-level", "nested"],
+)
+async def test_request_id_only_in_the_body_is_shown(
+    session: aiohttp.ClientSession, body: dict[str, Any]
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response(body, status=401)  # no X-Request-Id header
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", refuse)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        client = RdsClient(
+            endpoint=f"http://127.0.0.1:{port}",
+            project_id="p",
+            auth=TokenAuth("static-token-0123"),
+            session=session,
+            retry=FAST,
+        )
+        with pytest.raises(ApiAuthError) as info:
+            await client.show_backup_files("b")
+        assert info.value.request_id == "body-req-42"
+        assert "request id body-req-42" in str(info.value)
+    finally:
+        await runner.cleanup()

@@ -16,8 +16,13 @@ def headers(**kw: str) -> CIMultiDictProxy[str]:
 
 
 def test_request_headers() -> None:
-    assert request_headers(0, 10, None) == {"Range": "bytes=0-9"}
-    assert request_headers(5, None, '"e"') == {"Range": "bytes=5-", "If-Match": '"e"'}
+    identity = {"Accept-Encoding": "identity"}
+    assert request_headers(0, 10, None) == {"Range": "bytes=0-9", **identity}
+    assert request_headers(5, None, '"e"') == {
+        "Range": "bytes=5-",
+        "If-Match": '"e"',
+        **identity,
+    }
 
 
 def test_206_must_be_what_was_asked() -> None:
@@ -66,6 +71,59 @@ def test_206_must_be_what_was_asked() -> None:
         expect_total=100,
     )
     assert resized.kind is Kind.CHANGED
+
+
+@pytest.mark.parametrize(
+    ("length", "kind"),
+    [("10", Kind.PARTIAL), (None, Kind.PARTIAL), ("5", Kind.BAD), ("11", Kind.BAD)],
+)
+def test_206_content_length_must_agree_with_content_range(length: str | None, kind: Kind) -> None:
+    """A shorter body would be waited for, a longer one cut to the range: either way the
+    answer says two things, and one of them is false. Retried, never taken."""
+    hdrs = {"Content_Range": "bytes 10-19/100"}
+    if length is not None:
+        hdrs["Content_Length"] = length
+    ans = classify(206, headers(**hdrs), start=10, end=20, expect_etag=None, expect_total=100)
+    assert ans.kind is kind
+    assert ans.has_body is (kind is Kind.PARTIAL)
+    if kind is Kind.BAD:
+        assert f"Content-Length {length}" in ans.detail
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "GZIP", "identity, gzip", "x-\x1b[2J"])
+@pytest.mark.parametrize("status", [200, 206])
+def test_an_answer_in_any_coding_but_identity_is_bad(status: int, coding: str) -> None:
+    """The bytes of a coded body are not the object's: never written, whatever they say."""
+    hdrs = {"Content_Length": "10", "Content_Encoding": coding}
+    if status == 206:
+        hdrs["Content_Range"] = "bytes 0-9/10"
+    ans = classify(status, headers(**hdrs), start=0, end=10, expect_etag=None, expect_total=10)
+    assert ans.kind is Kind.BAD and not ans.has_body
+    assert ans.detail.startswith("Content-Encoding ")
+    assert "\x1b" not in ans.detail  # the untrusted value is shown scrubbed
+    plain = classify(
+        status,
+        headers(**{**hdrs, "Content_Encoding": " Identity "}),
+        start=0,
+        end=10,
+        expect_etag=None,
+        expect_total=10,
+    )
+    assert plain.kind in (Kind.WHOLE, Kind.PARTIAL)
+
+
+def test_a_coded_whole_answer_is_bad_not_a_changed_object() -> None:
+    """A gzip body's Content-Length counts the coded bytes: that is no new object size (a
+    restart), it is an answer not to take."""
+    ans = classify(
+        200,
+        headers(Content_Length="7", Content_Encoding="gzip"),
+        start=0,
+        end=None,
+        expect_etag=None,
+        expect_total=100,
+    )
+    assert ans.kind is Kind.BAD
 
 
 @pytest.mark.parametrize(

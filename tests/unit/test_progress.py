@@ -19,6 +19,7 @@ from downloader.progress import (
     format_size,
     make_reporter,
     run_totals,
+    size_only_note,
     summary_table,
 )
 
@@ -318,6 +319,14 @@ def test_run_totals_report_the_resolvers_count() -> None:
         "2 of 3 files complete, 5.0 MiB fetched in 12.3 s, 4 retries, "
         "2 link re-resolutions, 1 links refused"
     )
+
+
+def test_run_totals_count_size_only_files_when_there_are_some() -> None:
+    kw = dict(files=3, failed=0, bytes_fetched=0, seconds=1, retries=0, resolutions=0)
+    assert run_totals(**kw, refusals=0, size_only=2).endswith("links refused, 2 size-only")
+    assert run_totals(**kw, refusals=0, size_only=0).endswith("links refused")
+    assert size_only_note(1).startswith("1 file was verified size-only")
+    assert size_only_note(2).startswith("2 files were verified size-only")
 
 
 def test_formatters() -> None:

@@ -67,21 +67,71 @@ def test_parse_content_range(value: str | None, expected: tuple[object, ...]) ->
     ("size", "kb", "ok"),
     [
         (0, 0, True),
-        (0, 1, False),
+        (0, 1, True),  # an empty file listed as 1 KB: within one KB
+        (0, 2, False),
         (1, 0, True),
         (1, 1, True),
         (1, 2, False),
         (1023, 0, True),
         (1023, 1, True),
-        (1023, 2, False),
+        (1023, 2, True),  # 1.023 kB, 1000-based ceil
         (1024, 1, True),
-        (1024, 0, False),
-        (1024, 2, False),
+        (1024, 2, True),
+        (1025, 0, False),  # more than a KB listed as nothing
         (1025, 1, True),
         (1025, 2, True),
         (1025, 3, False),
-        (1025, 0, False),
+        (1500, 1, True),  # 1000-based round
+        (1500, 2, True),
+        (2047, 2, True),
+        (10_240_000, 10_240, True),  # 1000-based: 10240 KB of 1000 bytes
+        (10_240_000, 10_000, True),  # 1024-based floor
+        (1 * 1024 * 1024, 800, True),  # 22% under: plausible
+        (1 * 1024 * 1024, 700, False),  # 33% under: a different file
+        (1 * 1024 * 1024, 1300, True),
+        (1 * 1024 * 1024, 1400, False),
+        (1 * 1024 * 1024, 0, False),
+        (1 * 1024 * 1024, 2048, False),  # twice the size
     ],
 )
-def test_kb_rule_accepts_floor_and_ceil_only(size: int, kb: int, ok: bool) -> None:
+def test_kb_rule_examples(size: int, kb: int, ok: bool) -> None:
     assert kb_size_matches(size, kb) is ok
+
+
+def _roundings(size: int) -> set[int]:
+    """Every way an API might turn bytes into KB: floor, ceil and round (half up and half
+    to even), 1024- and 1000-based."""
+    out: set[int] = set()
+    for unit in (1024, 1000):
+        out |= {size // unit, -(-size // unit), (2 * size + unit) // (2 * unit)}
+        out.add(round(size / unit))
+    return out
+
+
+sizes = st.one_of(st.integers(0, 4096), st.integers(0, 1 << 44))
+
+
+@given(sizes)
+def test_kb_rule_accepts_every_rounding(size: int) -> None:
+    for kb in _roundings(size):
+        assert kb_size_matches(size, kb), kb
+
+
+@given(sizes, st.integers(0, 1 << 44))
+def test_kb_rule_accepts_within_a_quarter_and_rejects_a_clear_disagreement(
+    size: int, kb: int
+) -> None:
+    listed = kb * 1024
+    if 4 * abs(listed - size) <= size or abs(listed - size) <= 1024:
+        assert kb_size_matches(size, kb)
+    # Off by more than a quarter plus a KB in either unit: sizes that clearly disagree.
+    if kb * 1000 > size + size // 4 + 1024 or kb * 1024 < size - size // 4 - 1024:
+        assert not kb_size_matches(size, kb)
+
+
+@given(st.integers(0, 200_000))
+def test_kb_rule_accepts_an_interval(size: int) -> None:
+    """What is accepted for one byte count is a run of KB figures with no holes."""
+    accepted = [kb for kb in range(size // 500 + 4) if kb_size_matches(size, kb)]
+    assert accepted == list(range(accepted[0], accepted[-1] + 1))
+    assert not kb_size_matches(size, size // 500 + 4)

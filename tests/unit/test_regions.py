@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.api.regions import RDS_REGIONS, iam_endpoint, rds_endpoint, rds_env_name
+from downloader.api.regions import (
+    RDS_REGIONS,
+    iam_endpoint,
+    rds_endpoint,
+    rds_endpoints,
+    rds_env_name,
+)
 from downloader.errors import UsageError
 
 
@@ -70,3 +76,9 @@ def test_iam_unknown_region() -> None:
     with pytest.raises(UsageError) as info:
         iam_endpoint("mars-1", {})
     assert "HUAWEICLOUD_SDK_IAM_ENDPOINT" in str(info.value)
+
+
+def test_rds_env_override_keeps_every_endpoint_in_order() -> None:
+    env = {"HUAWEICLOUD_SDK_REGION_RDS_AP_SOUTHEAST_1": " https://a.example/ ,, https://b.example"}
+    assert rds_endpoints("ap-southeast-1", env) == ("https://a.example", "https://b.example")
+    assert rds_endpoints("ap-southeast-1", {}) == ("https://rds.ap-southeast-1.myhuaweicloud.com",)

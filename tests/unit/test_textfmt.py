@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from downloader.textfmt import format_size, parse_size, printable, render_table
+from downloader.textfmt import format_size, parse_size, printable, render_table, unsafe_char
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0, C1, line breaks; bidirectional controls; lone surrogates.
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 @given(st.text())
@@ -23,6 +26,25 @@ def test_printable_leaves_one_line_without_controls(text: str) -> None:
 
 def test_printable_spaces_for_breaks_question_marks_for_the_rest() -> None:
     assert printable("a\tb\nc\r\u2028d\x1b[2Je\x7f") == "a b c  d?[2Je?"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("csi\x9b2J", "csi?2J"),  # the 8-bit CSI: some terminals obey it like ESC [
+        ("next\x85line", "next?line"),  # C1 NEL
+        ("evil\u202ekp.qp", "evil?kp.qp"),  # right-to-left override: shows as "evilpq.pk"
+        ("\u202a\u202b\u202c\u202d", "????"),
+        ("\u2066x\u2067y\u2068z\u2069", "?x?y?z?"),  # isolates
+        ("\u200ea\u200f\u061c", "?a??"),  # the invisible marks
+        ("lone\ud800", "lone?"),  # cannot be encoded to UTF-8: printing it would fail
+        ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),  # letters stay
+    ],
+)
+def test_printable_escapes_c1_bidi_and_surrogates(text: str, shown: str) -> None:
+    assert printable(text) == shown
+    printable(text).encode("utf-8")  # strict: a terminal or a log file can take it
+    assert (unsafe_char(text) is None) == (text == shown)
 
 
 def test_render_table_aligns_scrubs_and_trims() -> None:
