@@ -28,6 +28,25 @@ def crc64(data: Any, previous: int = 0) -> int:
     return _crc64_xz(data, previous)
 
 
+def crc64_hex(value: int) -> str:
+    """A CRC-64 as JSON carries it (manifest, ``--json``): 16 hex digits, as OBS writes it.
+    As a JSON number, a value above 2^53 is rounded by jq and JavaScript."""
+    return f"{value:016x}"
+
+
+def crc64_from_json(value: object) -> int | None:
+    """A CRC-64 read from JSON: 16 hex digits, or an integer (manifests of version 1); None
+    when it is neither."""
+    if isinstance(value, str) and len(value) == 16:
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 64:
+        return value
+    return None
+
+
 def _crc_of_zeros(n: int, previous: int) -> int:
     crc = previous
     while n > 0:

@@ -17,20 +17,30 @@ from typing import Any
 import aiohttp
 
 from downloader import storage
+from downloader.digest import crc64_hex
 from downloader.engine import Engine, EngineConfig
-from downloader.errors import NothingSelectedError, UsageError, VerificationError
+from downloader.errors import (
+    ForeignBackupError,
+    NothingSelectedError,
+    StorageError,
+    UntrustedFolderError,
+    UsageError,
+    VerificationError,
+)
 from downloader.journal import Journal
 from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.resolver import Fetch, LinkResolver
 from downloader.results import SERVER_CHECKSUM, FileOutcome
-from downloader.verify import build_manifest, remove_manifest, write_manifest
+from downloader.verify import build_manifest, load_manifest, remove_manifest, write_manifest
 
 log = logging.getLogger("rds_backup.download")
 
 # Assumed rate when judging whether links from a saved response can last the whole run.
 PLAUSIBLE_RATE = 20 * 1024 * 1024
+# The backup id of a --links-file run given no BACKUP_ID: a links file names no backup.
+LINKS_FILE_ID = "links-file"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +50,44 @@ class Selection:
     databases: tuple[str, ...] = ()
 
     def apply(self, files: Sequence[BackupFile]) -> list[BackupFile]:
-        out = []
-        for f in files:
-            if self.include and not any(fnmatch.fnmatchcase(f.name, g) for g in self.include):
-                continue
-            if any(fnmatch.fnmatchcase(f.name, g) for g in self.exclude):
-                continue
-            if self.databases and f.database_name not in self.databases:
-                continue
-            out.append(f)
-        return out
+        return [f for f in files if self._named(f) and self._of_database(f)]
+
+    def _named(self, f: BackupFile) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(f.name, g) for g in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(f.name, g) for g in self.exclude)
+
+    def _of_database(self, f: BackupFile) -> bool:
+        return not self.databases or f.database_name in self.databases
+
+    def why_nothing(self, files: Sequence[BackupFile]) -> str:
+        """Why :meth:`apply` kept none of ``files``: for ``--database``, the databases the
+        backup has, and the one a name in another case means (names stay case-sensitive:
+        SQL Server can hold ``Sales`` and ``sales`` both)."""
+        if self.databases and not any(self._of_database(f) for f in files):
+            asked = " ".join(f"--database {d}" for d in self.databases)
+            have = sorted({f.database_name for f in files if f.database_name})
+            if not have:
+                return (
+                    f"no file matches {asked}: this backup's files name no database "
+                    "(only database-level backups, such as SQL Server's, do)"
+                )
+            folded = {h.casefold(): h for h in have}
+            meant = [folded[d.casefold()] for d in self.databases if d.casefold() in folded]
+            hint = (
+                f"; did you mean {' '.join(f'--database {m}' for m in meant)}? "
+                "(names are case-sensitive)"
+                if meant
+                else ""
+            )
+            return f"no file matches {asked}: the backup's databases are {', '.join(have)}{hint}"
+        filters = [f"--include {g}" for g in self.include]
+        filters += [f"--exclude {g}" for g in self.exclude]
+        filters += [f"--database {d}" for d in self.databases]
+        return (
+            f"no file matches {' '.join(filters) or 'the selection'} "
+            f"(of the backup's {len(files)} files; `rds-backup files` lists them)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +125,10 @@ class RunReport:
         failed = self.failed
         if not failed:
             return 0
+        # Any file the folder could not take: exit 1 would promise that running again
+        # fetches the rest, which cannot happen until the disk (or its permissions) is fixed.
+        if any(isinstance(o.error, StorageError) for o in failed):
+            return StorageError.exit_code
         if all(isinstance(o.error, VerificationError) for o in failed):
             return VerificationError.exit_code
         return 1
@@ -111,7 +153,7 @@ class RunReport:
                     "database_name": o.database_name,
                     "result": "skipped" if o.skipped else ("ok" if o.ok else "failed"),
                     "size": o.size,
-                    "crc64": o.crc64,
+                    "crc64": None if o.crc64 is None else crc64_hex(o.crc64),
                     "sha256": o.sha256,
                     "md5": o.md5,
                     "etag": o.etag,
@@ -159,7 +201,7 @@ async def run_download(
     if not listing.files:
         raise NothingSelectedError(f"backup {config.backup_id} lists no files")
     if not files:
-        raise NothingSelectedError("no file matches --include/--exclude/--database")
+        raise NothingSelectedError(selection.why_nothing(listing.files))
     layout = storage.Layout(config.out_dir)
     # Names that cannot all be placed (``a`` and ``a/b``, too long) fail now, not after.
     storage.check_names(layout.root, [f.name for f in files])
@@ -170,6 +212,8 @@ async def run_download(
     lock = FolderLock(layout.lock, str(config.out_dir))
     await lock.acquire(wait=wait_lock)
     try:
+        # Under the lock, so no other run is adding another backup's records meanwhile.
+        _refuse_another_backup(layout, config.backup_id)
         resolver = LinkResolver(listing, fetch, margin=transport.expiry_margin)
         warnings = list(listing.warnings)
         if fetch is None:
@@ -212,7 +256,12 @@ async def run_download(
         else:
             remove_manifest(layout)
             names = ", ".join(o.name for o in outcomes if not o.ok)
-            log.error("not complete: %s; run the same command again to fetch only these", names)
+            first = ""
+            if any(isinstance(o.error, StorageError) for o in outcomes):
+                first = "fix the output folder's disk (see above), then "
+            log.error(
+                "not complete: %s; %srun the same command again to fetch only these", names, first
+            )
         return RunReport(
             backup_id=config.backup_id,
             outcomes=outcomes,
@@ -227,6 +276,48 @@ async def run_download(
         )
     finally:
         lock.release()
+
+
+def folder_backups(layout: storage.Layout) -> set[str]:
+    """The backups an output folder holds: the one its manifest names, and those its journal
+    records name (a download not finished yet has no manifest)."""
+    held = Journal(layout).backup_ids()
+    try:
+        manifest = load_manifest(layout.manifest)
+    except UntrustedFolderError:
+        raise
+    except UsageError:
+        return held  # none, or not ours to read: the records still say
+    if isinstance(manifest.get("backup_id"), str):
+        held.add(manifest["backup_id"])
+    return held
+
+
+def _refuse_another_backup(layout: storage.Layout, backup_id: str) -> None:
+    """A folder belongs to one backup: another's files, records and manifest would mix
+    (its manifest replaced, its files orphaned), so its download is refused before anything
+    is written."""
+    others = sorted(folder_backups(layout) - {backup_id})
+    if not others:
+        return
+    held = others[0]
+
+    def said(bid: str) -> str:
+        if bid == LINKS_FILE_ID:
+            return "a --links-file download given no BACKUP_ID"
+        return f"backup {bid[:100]}"
+
+    if backup_id == LINKS_FILE_ID:
+        wanted = f"the links file's backup into a new folder, or give {held[:100]} as BACKUP_ID"
+        wanted += " if the links file is of that backup"
+    else:
+        wanted = f"backup {backup_id} into a new folder"
+    raise ForeignBackupError(
+        f"{layout.root} already holds {said(held)}: a folder holds one backup; download {wanted}",
+        folder=str(layout.root),
+        held=held,
+        wanted=backup_id,
+    )
 
 
 def _in_place(layout: storage.Layout, name: str, size: int | None) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -42,8 +41,6 @@ from downloader.results import FileOutcome, RunStats
 from downloader.resume import check_space, triage
 from downloader.scheduler import Limits, Scheduler
 from downloader.transfer import Policy, Transfer, fetch_range
-
-log = logging.getLogger("rds_backup.engine")
 
 # Part-file writes go through threads of their own, apart from fsyncs and journal saves.
 # Few: concurrent writes to one file queue on its inode lock, and in a VM a writer that
@@ -191,7 +188,7 @@ class Engine:
         missing = list(split(job.done.missing(size), job.chunk))
         ctx.sched.plan(job.plan, size, missing)
         ctx.start_hasher(job)
-        log.info("%s: resuming, %d of %d bytes already on disk", job.name, job.done.covered(), size)
+        # The reporter says it resumes (file_started with ``already``): one line, not two.
 
     async def _settle(self, finisher: Finisher, job: FileJob) -> None:
         await finisher.settle(job)

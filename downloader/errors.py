@@ -5,11 +5,13 @@
     │   ├── UnsafeNameError                     a file name that would escape the output folder
     │   ├── UntrustedFolderError                a link (or a stranger's folder) planted in it
     │   ├── NothingSelectedError                the backup lists no file, or none matches
+    │   ├── ForeignBackupError                  the output folder holds another backup
     │   └── MalformedJsonError                  untrusted JSON that does not parse (or nests deep)
     ├── CredentialsError                exit 3  no usable credentials in env/profile
     ├── ApiError                        exit 3  the RDS/IAM API answered with an error
     │   ├── ApiAuthError                        401/403: credentials refused
     │   ├── ApiNotFoundError                    404: unknown backup, project or endpoint
+    │   │   └── BackupUnavailableError          no files: an unknown, BUILDING or FAILED backup
     │   ├── ApiThrottledError                   429 / APIG.0308 after retries
     │   ├── ApiUnavailableError                 connection errors, timeouts, 5xx after retries
     │   │   └── ApiTlsError                     certificate or handshake: never retried
@@ -24,7 +26,7 @@
     │   ├── ObjectChangedError                  412 / ETag changed between ranges
     │   └── FileGoneError                       re-resolved list lacks the file or changed its size
     ├── VerificationError               exit 4  bytes arrived but do not verify
-    ├── StorageError                    exit 1  ENOSPC, EIO, ... while writing
+    ├── StorageError                    exit 6  the output folder: ENOSPC, EROFS, EACCES, EIO
     ├── ConsumerGoneError               exit 1  a stream's reader closed the pipe
     ├── LockHeldError                   exit 5  another run holds the output folder
     │   └── DownloadRunningError                ``verify`` while a download holds it
@@ -66,6 +68,18 @@ class UntrustedFolderError(UsageError):
 
 class NothingSelectedError(UsageError):
     pass
+
+
+class ForeignBackupError(UsageError):
+    """The output folder holds another backup than the one asked for (its manifest or its
+    journal records name it): a folder belongs to one backup, so the files, records and
+    manifest of two never mix. ``held`` is the backup id the folder holds."""
+
+    def __init__(self, message: str, *, folder: str, held: str, wanted: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.held = held
+        self.wanted = wanted
 
 
 class MalformedJsonError(UsageError):
@@ -118,6 +132,28 @@ class ApiAuthError(ApiError):
 
 class ApiNotFoundError(ApiError):
     pass
+
+
+class BackupUnavailableError(ApiNotFoundError):
+    """backup-files has no files for ``backup_id``: the backup is unknown or not COMPLETED.
+    ``backup_status`` is its status when its instance's list (or the error code) tells, and
+    ``instead`` the newest COMPLETED backup of that instance, when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backup_id: str,
+        backup_status: str | None,
+        instead: str | None,
+        status: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, error_code=error_code, request_id=request_id)
+        self.backup_id = backup_id
+        self.backup_status = backup_status
+        self.instead = instead
 
 
 class ApiThrottledError(ApiError):
@@ -217,6 +253,11 @@ class VerificationError(RdsBackupError):
 
 
 class StorageError(RdsBackupError):
+    """The output folder cannot take the files: no space, read-only, not writable, an I/O
+    error. Running again cannot help until that is fixed, hence a code of its own."""
+
+    exit_code = 6
+
     def __init__(self, message: str, *, file: str | None = None, errno: int | None = None) -> None:
         super().__init__(message)
         self.file = file

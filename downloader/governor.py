@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from downloader.results import RunStats
 from downloader.scheduler import Scheduler
+from downloader.textfmt import format_rate
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -38,8 +39,8 @@ async def govern(
         if sched.busy >= sched.soft_cap and per_connection < SLOW_CONNECTION:
             sched.allow(sched.soft_cap * 2)
             log.debug(
-                "%.1f MiB/s per connection: allowing %d connections",
-                per_connection / 2**20,
+                "%s per connection: allowing %d connections",
+                format_rate(per_connection),
                 sched.soft_cap,
             )
             await notify()

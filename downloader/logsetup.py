@@ -6,6 +6,9 @@ how that looks. Text lines::
 
     2026-11-26T05:40:00Z INFO message key=value ...
 
+leave out the fields named in ``extra={"in_message": (...)}``: those the message already says
+in words ("done NAME 1.0 MiB" needs no ``file=NAME size=1048576``). JSON lines keep every field.
+
 JSON lines carry ``ts``, ``level``, ``logger``, ``event``, ``msg``, then the fields (and ``exc``
 with the traceback, if any).
 """
@@ -16,7 +19,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
@@ -51,6 +54,11 @@ def _fields(record: logging.LogRecord) -> Mapping[str, object]:
     return fields if isinstance(fields, Mapping) else {}
 
 
+def _in_message(record: logging.LogRecord) -> frozenset[str]:
+    said = getattr(record, "in_message", None)
+    return frozenset(str(k) for k in said) if isinstance(said, Collection) else frozenset()
+
+
 def _event(record: logging.LogRecord) -> str:
     event = getattr(record, "event", None)
     return str(event) if event else DEFAULT_EVENT
@@ -76,12 +84,16 @@ def _text_value(value: object) -> str:
 class TextFormatter(logging.Formatter):
     """``2026-11-26T05:40:00Z INFO message key=value``; UTC, no colour, no control characters.
 
+    Fields the record's ``in_message`` names are left out: the message says them already.
     A traceback follows on its own lines, each indented by two spaces.
     """
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [_timestamp(record), record.levelname, printable(record.getMessage())]
+        said = _in_message(record)
         for key, value in _fields(record).items():
+            if key in said:
+                continue
             parts.append(f"{printable(str(key)).replace(' ', '_')}={_text_value(value)}")
         line = " ".join(parts)
         extra = [_exception_text(self, record), record.stack_info]

@@ -9,6 +9,7 @@ physical copies extracted into an empty data directory of the same version (Huaw
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import shlex
@@ -94,31 +95,57 @@ def _dq(s: str) -> str:
     return '"' + re.sub(r'(["\\$`])', r"\\\1", s) + '"'
 
 
-def _mysql_full(paths: Sequence[str]) -> list[str]:
+def _common_start(texts: Sequence[str]) -> str:
+    """The characters every one of ``texts`` starts with (of names, not path components)."""
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < len(first) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def _glob(paths: Sequence[str]) -> str:
+    """One shell word for ``paths``: the path itself, or a glob matching them all, so that a
+    backup of 40 files is one short line rather than 40 paths (printed twice, before)."""
     if len(paths) == 1:
-        what = f"MySQL full backup {paths[0]}"
-        extract = f"  mkdir -p {MYSQL_DIR} && xbstream -x -p 4 -C {MYSQL_DIR} < {_sh(paths[0])}"
+        return _sh(paths[0])
+    folders = {posixpath.dirname(p) for p in paths}
+    if len(folders) != 1:
+        return " ".join(_sh(p) for p in paths)
+    folder = folders.pop()
+    names = [posixpath.basename(p) for p in paths]
+    head = _common_start(names)
+    tail = _common_start([n[len(head) :][::-1] for n in names])[::-1]
+    if not head and not tail:  # a bare * would take the manifest and anything else there
+        return " ".join(_sh(p) for p in paths)
+    # Quoted pieces around a bare *: a space or a * in a name stays literal.
+    return _sh(posixpath.join(folder, head)) + "*" + (_sh(tail) if tail else "")
+
+
+def _mysql_full(paths: Sequence[str]) -> list[str]:
+    # $D keeps every line short: the recipe must leave the run's summary on an 80x24 screen.
+    if len(paths) == 1:
+        what = "1 file"
+        extract = f"  xbstream -x -p 4 -C $D < {_sh(paths[0])}"
     else:
-        what = f"MySQL full backup in {len(paths)} files ({', '.join(paths)})"
-        extract = (
-            f"  mkdir -p {MYSQL_DIR} && for f in {' '.join(_sh(p) for p in paths)}; "
-            f'do xbstream -x -p 4 -C {MYSQL_DIR} < "$f"; done'
-        )
+        what = f"{len(paths)} files"
+        extract = f'  for f in {_glob(paths)}; do xbstream -x -p 4 -C $D < "$f"; done'
     return [
-        f"{what} (qpress-compressed xbstream): restore with Percona XtraBackup of the same "
-        "major version as the instance, qpress on PATH:",
+        f"MySQL full backup ({what}, xbstream + qpress): restore with Percona XtraBackup of "
+        "the instance's major version:",
+        f"  D={MYSQL_DIR}; mkdir -p $D",
         extract,
-        f"  xtrabackup --decompress --remove-original --parallel=4 --target-dir={MYSQL_DIR}",
-        f"  xtrabackup --prepare --target-dir={MYSQL_DIR}"
-        "   # MySQL 5.6/5.7: innobackupex --decompress, then --apply-log",
-        f"  chown -R mysql:mysql {MYSQL_DIR}, set datadir={MYSQL_DIR} in my.cnf, start mysqld",
+        "  xtrabackup --decompress --remove-original --parallel=4 --target-dir=$D",
+        "  xtrabackup --prepare --target-dir=$D   # 5.6/5.7: innobackupex --decompress, then"
+        " --apply-log",
+        "  chown -R mysql:mysql $D, set datadir=$D in my.cnf, start mysqld",
     ]
 
 
 def _mysql_binlogs(paths: Sequence[str]) -> list[str]:
     return [
         "MySQL binlogs: after the full backup is restored and running, replay them in order:",
-        f"  mysqlbinlog {' '.join(_sh(p) for p in paths)} | mysql -u root -p",
+        f"  mysqlbinlog {_glob(paths)} | mysql -u root -p",
         "  (add --stop-datetime='YYYY-MM-DD hh:mm:ss' to mysqlbinlog to stop at a point in time)",
     ]
 
@@ -139,7 +166,7 @@ def _pg_wal(paths: Sequence[str]) -> list[str]:
     restore = f"gunzip -c {PG_WAL_DIR}/%f.gz > %p" if compressed else f"cp {PG_WAL_DIR}/%f %p"
     return [
         "PostgreSQL WAL/incremental files: replay them on top of the restored full backup:",
-        f"  mkdir -p {PG_WAL_DIR} && cp {' '.join(_sh(p) for p in paths)} {PG_WAL_DIR}/",
+        f"  mkdir -p {PG_WAL_DIR} && cp {_glob(paths)} {PG_WAL_DIR}/",
         f"  postgresql.conf: restore_command = '{restore}'  (optional recovery_target_time)",
         f"  touch {PG_DIR}/recovery.signal, then start PostgreSQL (it replays and promotes)",
     ]
@@ -176,18 +203,67 @@ def _mssql(fulls: Sequence[tuple[str, str]], logs: Sequence[tuple[str, str]]) ->
     return lines
 
 
+_LABELS: dict[Kind, str] = {
+    "mysql_full": "MySQL full backup",
+    "mysql_binlog": "MySQL binlog",
+    "pg_full": "PostgreSQL full backup",
+    "pg_wal": "PostgreSQL WAL",
+    "mssql_full": "SQL Server",
+    "mssql_log": "SQL Server",
+    "unknown": "other",
+}
+
+
+def _partial(
+    selected: Sequence[str],
+    backup: Sequence[str],
+    family: Family | None,
+    db_of: Mapping[str, str | None],
+) -> list[str]:
+    """A warning when the selection holds only some of the files that restore together: the
+    parts of a full backup, or one SQL Server database's full and log files. A selection of
+    whole SQL Server databases is complete for them and gets no warning."""
+
+    def key(name: str) -> tuple[str, str]:
+        kind = _kind(name, family)
+        if kind in ("mssql_full", "mssql_log"):
+            return (_LABELS[kind], f" of database {db_of.get(name) or '?'}")
+        return (_LABELS[kind], "")
+
+    wanted: dict[tuple[str, str], int] = {}
+    for name in backup:
+        wanted[key(name)] = wanted.get(key(name), 0) + 1
+    got: dict[tuple[str, str], int] = {}
+    for name in selected:
+        got[key(name)] = got.get(key(name), 0) + 1
+    short = [
+        f"{n} of {wanted[k]} {k[0]} files{k[1]}"
+        for k, n in sorted(got.items())
+        if n < wanted.get(k, 0)
+    ]
+    if not short:
+        return []
+    return [
+        f"Warning: partial selection ({'; '.join(short)}): a restore needs all of them; "
+        "fetch the rest without --include/--exclude into this folder first."
+    ]
+
+
 def next_steps(
     engine: str | None,
     file_names: Sequence[str],
     out_dir: str,
     *,
     databases: Mapping[str, str | None] | None = None,
+    backup_names: Sequence[str] | None = None,
 ) -> list[str]:
     """Lines telling a DBA how to restore ``file_names`` (downloaded into ``out_dir``).
 
     ``engine`` is the RDS ``datastore.type`` (MySQL, PostgreSQL, SQLServer, MariaDB) or None,
     in which case the kind of each file is guessed from its name. ``databases`` maps a file name
-    to its SQL Server database (``files[].database_name``) when known.
+    to its SQL Server database (``files[].database_name``) when known. ``backup_names``, every
+    file of the backup, adds a warning first when ``file_names`` is only part of what
+    restores together. Paths are absolute: SQL Server reads a relative one from its own folder.
     """
     if not file_names:
         return []
@@ -195,12 +271,13 @@ def next_steps(
     groups: dict[Kind, list[str]] = {}
     for name in sorted(file_names):
         groups.setdefault(_kind(name, family), []).append(name)
+    out_dir = os.path.abspath(out_dir or ".")
 
     def path(name: str) -> str:
-        return posixpath.join(out_dir, name) if out_dir else name
+        return posixpath.join(out_dir, name)
 
     db_of = databases or {}
-    lines: list[str] = []
+    lines = _partial(file_names, backup_names or file_names, family, db_of)
     if "mysql_full" in groups:
         lines += _mysql_full([path(n) for n in groups["mysql_full"]])
     if "mysql_binlog" in groups:

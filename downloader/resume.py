@@ -97,7 +97,7 @@ def check_space(jobs: Sequence[FileJob], journal: Journal) -> None:
 
 
 def _skip(bf: BackupFile, rec: FileRecord, reporter: Reporter) -> FileOutcome:
-    reporter.file_skipped(bf.name, "already downloaded and verified")
+    reporter.file_skipped(bf.name, "already downloaded and verified", size=rec.size)
     return FileOutcome(
         bf.name,
         bf.database_name,

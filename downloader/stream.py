@@ -25,6 +25,7 @@ from downloader.errors import (
     ConsumerGoneError,
     ObjectChangedError,
     RdsBackupError,
+    StorageError,
     TransferError,
     UsageError,
     VerificationError,
@@ -361,6 +362,10 @@ def _check(job: StreamJob, digests: Digests, *, whole: bool) -> str:
     return SIZE_ONLY
 
 
+# Errors of standard output that say the file behind it cannot take the bytes.
+STDOUT_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
 def _write_all(fd: int, data: memoryview, name: str, at: int) -> None:
     view = memoryview(data)
     try:
@@ -372,4 +377,12 @@ def _write_all(fd: int, data: memoryview, name: str, at: int) -> None:
             raise ConsumerGoneError(
                 f"the consumer closed the pipe after {at} bytes of {name}"
             ) from exc
-        raise
+        if exc.errno not in STDOUT_DISK_ERRORS:
+            raise
+        # Standard output is a file (``>> part``) that cannot take the bytes: a full or
+        # read-only disk is fixed there, not by running again as it is.
+        raise StorageError(
+            f"cannot write {name} to standard output after {at} bytes: {exc.strerror or exc}",
+            file=name,
+            errno=exc.errno,
+        ) from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from downloader import __version__, storage
+from downloader.digest import crc64_from_json, crc64_hex
 from downloader.errors import UsageError
 from downloader.hashing import hash_file
 from downloader.journal import FileRecord
@@ -23,7 +24,9 @@ from downloader.lock import FolderLock
 from downloader.results import SERVER_CHECKSUM, SIZE_ONLY
 from downloader.safejson import load_json
 
-MANIFEST_VERSION = 1
+# 2: crc64 is 16 hex digits (1: a JSON integer, which jq and JavaScript round); both are read.
+MANIFEST_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 # Some hundreds of bytes per file: far more files than any backup lists.
 MAX_MANIFEST = 64 * 1024 * 1024
 
@@ -46,7 +49,7 @@ def build_manifest(
                 "size_kb": r.size_kb,
                 "sha256": r.sha256,
                 "md5": r.md5,
-                "crc64": r.crc64,
+                "crc64": None if r.crc64 is None else crc64_hex(r.crc64),
                 "etag": r.etag,
                 "last_modified": r.last_modified,
                 "finished_at": r.finished_at,
@@ -84,7 +87,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
     obj = load_json(data, f"manifest {path}")
     if (
         not isinstance(obj, dict)
-        or obj.get("manifest_version") != MANIFEST_VERSION
+        or obj.get("manifest_version") not in _READABLE_VERSIONS
         or not isinstance(obj.get("files"), list)
     ):
         raise UsageError(f"manifest {path} is not an rds-backup manifest of a known version")
@@ -162,7 +165,9 @@ def _check_file(
     if size != want_size:
         said = want_size if isinstance(want_size, int) else "no size"
         return Check(name, False, f"size {size}, manifest says {said}")
-    want_crc = entry.get("crc64")
+    want_crc = crc64_from_json(entry.get("crc64"))
+    if want_crc is None and entry.get("crc64") is not None:
+        return Check(name, False, "the manifest's crc64 is neither 16 hex digits nor a number")
     want_sha = entry.get("sha256")
     want_md5 = entry.get("md5")
     if not any(isinstance(w, (int, str)) for w in (want_crc, want_sha, want_md5)):
@@ -184,7 +189,10 @@ def _check_file(
         return Check(name, False, f"SHA-256 {changed}")
     if md5 is not None and md5.hexdigest() != want_md5:
         return Check(name, False, f"MD5 {changed}")
-    return Check(name, True, "ok")
+    # What was compared, not a second "ok" after the line's own.
+    sums = [n for n, d in (("CRC-64", want_crc), ("SHA-256", sha), ("MD5", md5)) if d is not None]
+    parts = ["size", *sums]
+    return Check(name, True, f"{', '.join(parts[:-1])} and {parts[-1]} match")
 
 
 def _kind(mode: int) -> str:

@@ -14,7 +14,8 @@
 #      and deletes older ones. Folders without a manifest (interrupted or failed runs) are
 #      never deleted, and neither is the folder just written;
 #   6. exits with rds-backup's exit code (0 done, 1 some files failed, 2 usage, 3 auth/API,
-#      4 verification, 5 locked, 130/143 interrupted).
+#      4 verification, 5 locked, 6 the backup root cannot take the files, 130/143
+#      interrupted).
 #
 # Needs (Linux): bash, flock (util-linux), GNU coreutils and findutils, python3.
 #

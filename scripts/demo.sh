@@ -3,6 +3,6 @@
 # RDS API and object store serves a sample backup, which rds-backup downloads and checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv >/dev/null 2>&1 || test -x .venv/bin/python
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+. scripts/venv.sh
+ensure_venv . rds-backup
 exec .venv/bin/rds-backup demo "$@"

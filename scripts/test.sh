@@ -2,6 +2,6 @@
 # Set up a virtual environment (once) and run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv >/dev/null 2>&1 || test -x .venv/bin/python
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+. scripts/venv.sh
+ensure_venv '.[test]' pytest
 exec .venv/bin/python -m pytest "$@"

@@ -35,6 +35,7 @@ from downloader.api import signer
 from downloader.api.auth import Auth
 from downloader.api.budget import ApiBudget
 from downloader.api.parse import parse_backup_files, parse_backups, parse_error
+from downloader.api.unavailable import NO_FILES_CODES, backup_unavailable
 from downloader.errors import (
     ApiError,
     ApiNotFoundError,
@@ -50,7 +51,7 @@ from downloader.errors import (
 )
 from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing
-from downloader.netmap import network_errors, never_connected
+from downloader.netmap import network_errors, never_connected, nobody_there
 from downloader.retry import Backoff
 from downloader.safejson import load_json
 
@@ -145,6 +146,7 @@ class RdsClient:
             raise UsageError("no RDS endpoint given")
         self._endpoints = tuple(_Endpoint.parse(e) for e in listed)
         self._current = 0  # the endpoint in use; moves on a connection failure
+        self._answered = False  # any answer yet: after one, no connection is a passing fault
         if not project_id or "/" in project_id:
             raise UsageError(
                 "a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)"
@@ -166,9 +168,21 @@ class RdsClient:
 
     # ------------------------------------------------------------------ the API calls
 
-    async def show_backup_files(self, backup_id: str) -> FileListing:
-        """``GET /v3/{project_id}/backup-files?backup_id=...``: the files and their links."""
-        answer = await self._call("GET", "backup-files", [("backup_id", backup_id)])
+    async def show_backup_files(
+        self, backup_id: str, *, instance_id: str | None = None
+    ) -> FileListing:
+        """``GET /v3/{project_id}/backup-files?backup_id=...``: the files and their links.
+
+        When it has none for the backup (unknown, BUILDING, FAILED), the backups list of
+        ``instance_id`` says why and which backup to take instead
+        (:class:`~downloader.errors.BackupUnavailableError`).
+        """
+        try:
+            answer = await self._call("GET", "backup-files", [("backup_id", backup_id)])
+        except ApiError as exc:
+            if exc.error_code not in NO_FILES_CODES:
+                raise
+            raise await self._why_no_files(exc, backup_id, instance_id) from exc
         obj = self._json(answer)
         return parse_backup_files(obj, server_date=http_date(answer.headers.get("Date")))
 
@@ -227,6 +241,26 @@ class RdsClient:
             )
         return best
 
+    async def _why_no_files(
+        self, error: ApiError, backup_id: str, instance_id: str | None
+    ) -> ApiError:
+        listed: list[Backup] | None = None
+        if instance_id:
+            try:
+                listed = await self.list_backups(instance_id)
+            except ApiError as exc:  # a courtesy: the first error is the one that counts
+                log.debug("cannot list the backups of %s: %s", instance_id, exc)
+        mine = next((b for b in listed or () if b.id == backup_id), None)
+        done = [b for b in listed or () if b.status.upper() == "COMPLETED"]
+        # Of the same kind as the one asked for (a binlog for a binlog, a full backup for
+        # a full or an unknown one), else of any kind.
+        incremental = mine is not None and mine.type == "incremental"
+        kind = [b for b in done if (b.type == "incremental") == incremental]
+        instead = pick_latest(kind) or pick_latest(done)
+        return backup_unavailable(
+            error, backup_id, instance_id=instance_id, listed=listed, instead=instead
+        )
+
     # ------------------------------------------------------------------ plumbing
 
     def _json(self, answer: _Answer) -> object:
@@ -252,6 +286,7 @@ class RdsClient:
                 retry_after: float | None = None
                 answer_headers: Mapping[str, str] = {}
             else:
+                self._answered = True
                 answer_headers = answer.headers
                 if answer.status < 400:
                     return answer
@@ -269,6 +304,11 @@ class RdsClient:
                     continue
                 raise error
             if isinstance(error, ApiTlsError) or attempt >= self.retry.max_attempts:
+                raise error
+            if not self._answered and nobody_there(error.__cause__):
+                # A refused connection or a name DNS does not know, before any answer: a
+                # wrong --endpoint or --region, which retrying for seconds cannot fix. Later
+                # (the API restarting mid-run) it is retried; a timeout always is.
                 raise error
             wait = self.retry.backoff.delay(attempt, retry_after, self._rng)
             if self._clock() + wait > deadline:
@@ -364,7 +404,13 @@ class RdsClient:
                 "(a private CA? use --ca-bundle)"
             ) from exc
         except NetworkError as exc:
-            what = "timed out" if isinstance(exc, NetworkTimeout) else exc.what
+            what = exc.what
+            if isinstance(exc, NetworkTimeout):
+                what = (
+                    "connect timed out"
+                    if never_connected(exc)
+                    else "timed out waiting for an answer"
+                )
             raise ApiUnavailableError(f"cannot reach the RDS API at {host}: {what}") from exc
 
 

@@ -72,20 +72,22 @@ async def open_client(
     from downloader.api.budget import ApiBudget
     from downloader.api.client import RdsClient, RetryPolicy
     from downloader.api.credentials import load_auth
-    from downloader.api.regions import rds_endpoints
+    from downloader.api.regions import normalise_region, rds_endpoints
 
     env = os.environ if env is None else env
+    # Region ids are lower case; IAM scopes a token by the region's name, so it gets it so too.
+    region = normalise_region(settings.region) if settings.region else None
     endpoint: str | tuple[str, ...] | None = settings.endpoint
     if not endpoint:
-        if not settings.region:
+        if not region:
             raise UsageError("give --region (or --endpoint) to reach the RDS API")
-        endpoint = rds_endpoints(settings.region, env)  # the client moves on when one is down
+        endpoint = rds_endpoints(region, env)  # the client moves on when one is down
     ssl_ctx = settings.ssl_context()
     auth = load_auth(
         env,
         iam_endpoint=settings.iam_endpoint,
         project_id=settings.project_id,
-        region=settings.region,
+        region=region,
         ssl=ssl_ctx,
     )
     for secret in auth.secrets():

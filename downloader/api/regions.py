@@ -9,6 +9,9 @@ lives under ``.myhuaweicloud.eu`` for both.
 
 from __future__ import annotations
 
+import difflib
+import re
+import unicodedata
 from collections.abc import Mapping
 
 from downloader.errors import UsageError
@@ -58,6 +61,99 @@ RDS_REGIONS: frozenset[str] = frozenset(
 
 _EU_REGIONS = frozenset({"eu-west-101"})
 
+# The city in each region's console name ("AP-Singapore", "CN North-Beijing4"), so that
+# ``--region singapore`` can be answered with the id it means. Regions whose console name
+# carries no city we are sure of are left out: no suggestion beats a wrong one.
+REGION_CITIES: Mapping[str, str] = {
+    "af-south-1": "Johannesburg",
+    "af-north-1": "Cairo",
+    "cn-north-1": "Beijing",
+    "cn-north-2": "Beijing",
+    "cn-north-4": "Beijing",
+    "cn-north-9": "Ulanqab",
+    "cn-east-2": "Shanghai",
+    "cn-east-3": "Shanghai",
+    "cn-east-5": "Qingdao",
+    "cn-south-1": "Guangzhou",
+    "cn-south-2": "Shenzhen",
+    "cn-south-4": "Guangzhou",
+    "cn-southwest-2": "Guiyang",
+    "ap-southeast-1": "Hong Kong",
+    "ap-southeast-2": "Bangkok",
+    "ap-southeast-3": "Singapore",
+    "ap-southeast-4": "Jakarta",
+    "ap-southeast-5": "Manila",
+    "ru-northwest-2": "Moscow",
+    "ru-moscow-1": "Moscow",
+    "sa-brazil-1": "Sao Paulo",
+    "la-north-2": "Mexico City",
+    "la-south-2": "Santiago",
+    "na-mexico-1": "Mexico City",
+    "tr-west-1": "Istanbul",
+    "ae-ad-1": "Abu Dhabi",
+    "eu-west-0": "Paris",
+    "my-kualalumpur-1": "Kuala Lumpur",
+    "me-east-1": "Riyadh",
+    "eu-west-101": "Dublin",
+}
+_REGION_ID_RE = re.compile(r"[a-z]+(-[a-z0-9]+)*-[0-9]+")  # the shape of an id: ends -<n>
+
+
+def normalise_region(region: str) -> str:
+    """``region`` as the tables spell it: ids are lower case (``AP-SOUTHEAST-1`` works)."""
+    return region.strip().lower()
+
+
+def _key(text: str) -> str:
+    # "São Paulo", "sao-paulo" and "SAOPAULO" are one key; so are "ap_southeast_1" and the id.
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", plain.lower())
+
+
+def suggest_regions(text: str) -> list[str]:
+    """The region ids ``text`` may mean: an id spelled another way, a city (every region of
+    it, ``moscow`` has two), or the closest ids and cities by spelling; [] when none is close."""
+    key = _key(text)
+    if not key:
+        return []
+    ids = sorted(RDS_REGIONS)
+    exact = [r for r in ids if _key(r) == key or _key(REGION_CITIES.get(r, "")) == key]
+    if exact:
+        return exact
+    # "ap-singapore", "singapore-1", "mexico": a city named inside the text, or the text
+    # inside a city's name.
+    within = [
+        r
+        for r in ids
+        if (city := _key(REGION_CITIES.get(r, "")))
+        and (city in key or key in city)
+        and len(key) >= 4
+    ]
+    if within:
+        return within
+    by_key = {_key(r): [r] for r in ids}
+    for region, city in REGION_CITIES.items():
+        by_key.setdefault(_key(city), []).append(region)
+    close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.75)
+    return sorted({r for k in close for r in by_key[k]})
+
+
+def _named(region: str) -> str:
+    city = REGION_CITIES.get(region)
+    return f"{region} ({city})" if city else region
+
+
+def unknown_region_message(region: str, service: str, variable: str) -> str:
+    """Why ``region`` cannot be used, what it may mean, and how to name a region the table
+    lacks (``variable``, the override to set)."""
+    hint = suggest_regions(region)
+    did_you_mean = f"did you mean {' or '.join(_named(r) for r in hint)}? " if hint else ""
+    known = ", ".join(sorted(RDS_REGIONS))
+    return (
+        f"unknown region {region!r} for {service}; {did_you_mean}known regions: {known}; "
+        f"for a region newer than this list set {variable}"
+    )
+
 
 def _domain(region: str) -> str:
     return "myhuaweicloud.eu" if region in _EU_REGIONS else "myhuaweicloud.com"
@@ -84,16 +180,21 @@ def rds_endpoint(region: str, env: Mapping[str, str]) -> str:
 
 def rds_endpoints(region: str, env: Mapping[str, str]) -> tuple[str, ...]:
     """Every RDS API base URL for ``region``, in the order to try them (at least one)."""
-    region = region.strip()
+    region = normalise_region(region)
     override = env.get(rds_env_name(region), "") if region else ""
     listed = _endpoint_list(override)
     if listed:
         return listed
     if region in RDS_REGIONS:
         return (f"https://rds.{region}.{_domain(region)}",)
+    # The override is named after a region id: for a city or a typo, naming the variable
+    # after it (HUAWEICLOUD_SDK_REGION_RDS_SINGAPORE) would lead the user astray.
+    named = region if _REGION_ID_RE.fullmatch(region) else "<region-id>"
+    variable = rds_env_name(named) if named == region else RDS_ENV_PREFIX + "<REGION_ID>"
     raise UsageError(
-        f"unknown region {region!r} for RDS; set {rds_env_name(region or 'REGION')}="
-        f"https://rds.<region>.myhuaweicloud.com (or pass --endpoint)"
+        unknown_region_message(
+            region, "RDS", f"{variable}=https://rds.{named}.myhuaweicloud.com (or pass --endpoint)"
+        )
     )
 
 
@@ -102,10 +203,11 @@ def iam_endpoint(region: str, env: Mapping[str, str]) -> str:
     endpoint = _first_endpoint(env.get(IAM_ENDPOINT_ENV, ""))
     if endpoint is not None:
         return endpoint
-    region = region.strip()
+    region = normalise_region(region)
     if region in RDS_REGIONS:
         return f"https://iam.{region}.{_domain(region)}"
     raise UsageError(
-        f"unknown region {region!r} for IAM; set {IAM_ENDPOINT_ENV}=https://iam.<region>."
-        "myhuaweicloud.com"
+        unknown_region_message(
+            region, "IAM", f"{IAM_ENDPOINT_ENV}=https://iam.<region-id>.myhuaweicloud.com"
+        )
     )

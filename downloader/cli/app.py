@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Literal
 
 import click
@@ -14,15 +16,16 @@ from .cmd_download import download
 from .cmd_listing import backups, files
 from .cmd_sim import demo, simulate
 from .cmd_verify import verify
-from .options import ENV_PREFIX, Globals, name_env_vars
+from .options import Globals, name_env_vars
 
 __all__ = ["cli"]
+
+log = logging.getLogger("rds_backup.cli")
 
 
 @click.group(
     context_settings={
         "help_option_names": ["-h", "--help"],
-        "auto_envvar_prefix": ENV_PREFIX,
         "max_content_width": 100,
     }
 )
@@ -46,13 +49,21 @@ def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"], qu
     the SDK credentials file (~/.huaweicloud/credentials), RDS_BACKUP_AUTH_TOKEN, or IAM
     password login (RDS_BACKUP_IAM_USER, RDS_BACKUP_IAM_PASSWORD, RDS_BACKUP_IAM_DOMAIN).
 
-    Exit codes: 0 done; 1 some files failed; 2 usage error; 3 authentication or API
-    error; 4 verification failed; 5 output folder locked; 130/143 interrupted.
+    Exit codes: 0 done; 1 some files failed (run again); 2 usage error (also a folder
+    that holds another backup: one folder per backup); 3 authentication or API error;
+    4 verification failed; 5 output folder locked; 6 the output folder cannot take the
+    files (free space, read-only, permissions: fix it, then run again); 130/143
+    interrupted.
     """
     g = ctx.obj = Globals(debug=debug, log_format=log_format, quiet=quiet)
     configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet)
+    for old, new in _RENAMED_ENV.items():
+        if old in os.environ:
+            log.warning("%s is the old name of %s: rename it (the old name still works)", old, new)
 
 
 for _command in (download, cat, files, backups, verify, simulate, demo):
     cli.add_command(_command)
-name_env_vars(cli)
+# Each option's variable is set explicitly (click's auto_envvar_prefix would name them after
+# the command and the Python parameter, RDS_BACKUP_DOWNLOAD_DATABASES, not as documented).
+_RENAMED_ENV = name_env_vars(cli)

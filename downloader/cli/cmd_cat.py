@@ -21,13 +21,35 @@ from downloader.textfmt import format_rate, format_size, printable
 
 from .options import ByteRate, ByteSize, FiniteFloatRange, Globals, NonEmptyPath, api_options
 from .runner import run_async
+from .sections import API_OPTIONS, SectionedCommand
 
 __all__ = ["cat"]
 
 log = logging.getLogger("rds_backup.cli")
 
+# --help grouped as download's is.
+SECTIONS = (
+    ("What to fetch", ("--offset", "--links-file")),
+    (
+        "Transfer",
+        (
+            "--split",
+            "--max-connections",
+            "--chunk-size",
+            "--window",
+            "--limit-rate",
+            "--retries",
+            "--stall-timeout",
+            "--expiry-margin",
+        ),
+    ),
+    ("Checks", ("--md5-check",)),
+    ("Output", ("--progress",)),
+    ("API", API_OPTIONS),
+)
 
-@click.command()
+
+@click.command(cls=SectionedCommand, sections=SECTIONS)
 @click.argument("backup_id")
 @click.argument("name")
 @api_options

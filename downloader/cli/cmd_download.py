@@ -28,6 +28,7 @@ from .options import (
 )
 from .render import finish_run
 from .runner import run_async
+from .sections import API_OPTIONS, SectionedCommand
 
 if TYPE_CHECKING:
     from downloader.download import RunReport
@@ -38,8 +39,44 @@ log = logging.getLogger("rds_backup.cli")
 
 ProgressMode = Literal["auto", "tty", "log", "quiet"]
 
+# --help in the order a user looks for things: which files, where they go, how fast, how
+# well checked, what is printed, and how the API is reached.
+SECTIONS = (
+    (
+        "What to fetch",
+        (
+            "--instance-id",
+            "--latest",
+            "--backup-type",
+            "--database",
+            "--include",
+            "--exclude",
+            "--links-file",
+        ),
+    ),
+    ("Where", ("--output", "--wait-lock", "--preallocate")),
+    (
+        "Transfer",
+        (
+            "--jobs",
+            "--split",
+            "--max-connections",
+            "--chunk-size",
+            "--limit-rate",
+            "--retries",
+            "--connect-timeout",
+            "--stall-timeout",
+            "--expiry-margin",
+            "--insecure-links",
+        ),
+    ),
+    ("Checks", ("--md5-check", "--sha256", "--recheck")),
+    ("Output", ("--progress", "--progress-interval", "--json")),
+    ("API", API_OPTIONS),
+)
 
-@click.command()
+
+@click.command(cls=SectionedCommand, sections=SECTIONS)
 @click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"))
 @click.option(
     "-o",
@@ -60,13 +97,14 @@ ProgressMode = Literal["auto", "tty", "log", "quiet"]
 @click.option(
     "--instance-id",
     show_envvar=True,
-    help="With --latest: the instance whose newest backup to fetch.",
+    help="The backup's instance: with --latest, whose newest backup to fetch; with "
+    "BACKUP_ID, lets an error say a backup's status (FAILED, BUILDING) and what to take instead.",
 )
 @click.option(
     "--latest",
     is_flag=True,
     show_envvar=True,
-    help="Download the newest COMPLETED backup of --instance-id.",
+    help="Download the newest COMPLETED backup of --instance-id (instead of a BACKUP_ID).",
 )
 @click.option(
     "--backup-type",
@@ -262,11 +300,17 @@ def download(
     api: ApiSettings,
 ) -> int:
     """Download every file of BACKUP_ID into the output folder (resumable)."""
-    from downloader.download import Selection, TransportConfig, run_download
+    from downloader.download import LINKS_FILE_ID, Selection, TransportConfig, run_download
     from downloader.engine import EngineConfig
 
     if latest and not instance_id:
         raise UsageError("--latest needs --instance-id")
+    if latest and backup_id:
+        # Never one silently ignored: each names a backup, and a folder holds only one.
+        raise UsageError(
+            f"give either BACKUP_ID ({backup_id}) or --latest, not both: --latest picks the "
+            "newest backup of --instance-id"
+        )
     if not latest and not backup_id and not links_file:
         raise UsageError("give a BACKUP_ID, or --instance-id with --latest, or --links-file")
     if links_file and latest:
@@ -325,7 +369,9 @@ def download(
                 "using saved links from %s; links cannot be renewed",
                 "stdin" if links_file == "-" else links_file,
             )
-            return await go(backup_id or "links-file", listing, None, None)
+            # A links file names no backup: BACKUP_ID, when given, makes the run (and its
+            # folder) that backup's, resumable with the API; otherwise it is LINKS_FILE_ID's.
+            return await go(backup_id or LINKS_FILE_ID, listing, None, None)
         async with open_client(api) as client:
             bid, engine_name = backup_id, None
             if latest:
@@ -347,7 +393,8 @@ def download(
             chosen_id = bid
 
             async def fetch() -> FileListing:
-                return await client.show_backup_files(chosen_id)
+                # The instance, when known, explains a backup without files (FAILED ...).
+                return await client.show_backup_files(chosen_id, instance_id=instance_id)
 
             return await go(chosen_id, await fetch(), fetch, engine_name)
 

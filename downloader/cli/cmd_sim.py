@@ -4,6 +4,10 @@ downloaded from."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -165,10 +169,33 @@ def demo(
             f"simulator) in {output}",
             err=True,
         )
-    # The demo backup mixes .qp and .bak files: let the hints go by file names.
-    code = finish_run(report, listing, reporter, output=output, as_json=False, quiet=False)
+    code = finish_run(
+        report,
+        listing,
+        reporter,
+        output=output,
+        as_json=False,
+        quiet=False,
+        engine_name=demo_catalog()[0].engine,
+    )
     if code:
         return code
     for line in bad:
         click.echo(f"demo: {line}", err=True)
-    return VerificationError.exit_code if bad else 0
+    if bad:
+        return VerificationError.exit_code
+    click.echo(f"next: {try_next()}", err=True)
+    return 0
+
+
+def try_next() -> str:
+    """The command to try after the demo, runnable as printed: ``scripts/demo.sh`` installs
+    into a virtual environment that is not on PATH, and a newcomer would type
+    ``rds-backup`` and get "command not found"."""
+    command = "rds-backup simulate   # serves the simulator and prints what to run against it"
+    if shutil.which("rds-backup") or sys.prefix == sys.base_prefix:
+        return command
+    venv = os.path.relpath(sys.prefix)
+    if venv.startswith(".."):
+        venv = sys.prefix
+    return f". {shlex.quote(venv)}/bin/activate && {command}"

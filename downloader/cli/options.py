@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +27,7 @@ __all__ = [
     "api_options",
     "env_name",
     "name_env_vars",
+    "option_env_name",
     "output_options",
 ]
 
@@ -195,13 +196,13 @@ def api_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--region",
             envvar=[env_name("REGION"), "HUAWEICLOUD_SDK_REGION"],
             show_envvar=True,
-            help="Huawei Cloud region id, e.g. ap-southeast-1.",
+            help="Huawei Cloud region id, e.g. ap-southeast-3 (Singapore); any case.",
         ),
         click.option(
             "--project-id",
             envvar=[env_name("PROJECT_ID"), "HUAWEICLOUD_SDK_PROJECT_ID"],
             show_envvar=True,
-            help="Project id (default: HUAWEICLOUD_SDK_PROJECT_ID).",
+            help="Project id (else from the SDK credentials file or the IAM token).",
         ),
         click.option(
             "--iam-endpoint",
@@ -254,11 +255,40 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def name_env_vars(group: click.Group) -> None:
-    """Give every option a short ``RDS_BACKUP_<NAME>`` variable (click's automatic ones
-    carry the command's name), shown in ``--help``."""
-    for command in group.commands.values():
+def option_env_name(option: click.Option) -> str:
+    """``--chunk-size`` -> ``RDS_BACKUP_CHUNK_SIZE``: the long name, not the Python one
+    (``--database`` fills ``databases``; its variable is still ``RDS_BACKUP_DATABASE``)."""
+    long = next((o for o in option.opts if o.startswith("--")), option.opts[0])
+    return env_name(long.lstrip("-").replace("-", "_").upper())
+
+
+def _env_list(envvar: str | Sequence[str] | None) -> list[str]:
+    if envvar is None:
+        return []
+    return [envvar] if isinstance(envvar, str) else list(envvar)
+
+
+def name_env_vars(group: click.Group) -> dict[str, str]:
+    """Give every option of the group and of its commands the variable named by
+    :func:`option_env_name` (first, before any SDK name it also reads), shown in ``--help``.
+
+    Earlier versions named some variables after the Python parameter (``RDS_BACKUP_DATABASES``
+    for ``--database``); those old names are still read, after the new one, so a cron entry
+    keeps its meaning. Returns ``{old: new}`` for a warning when one is set."""
+    renamed: dict[str, str] = {}
+    for command in (group, *group.commands.values()):
         for param in command.params:
-            if isinstance(param, click.Option) and param.envvar is None and param.name:
-                param.envvar = env_name(param.name.upper())
-                param.show_envvar = True
+            if not isinstance(param, click.Option) or not param.expose_value or not param.name:
+                continue  # --help and --version: actions, not settings
+            name = option_env_name(param)
+            names = _env_list(param.envvar)
+            if not names:
+                old = env_name(param.name.upper())
+                if old != name:
+                    names = [old]
+                    renamed[old] = name
+                    param.help = f"{param.help or ''} The second variable is its old name.".strip()
+            names = [name, *(n for n in names if n != name)]
+            param.envvar = names[0] if len(names) == 1 else names
+            param.show_envvar = True
+    return renamed

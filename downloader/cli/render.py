@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, overload
 import click
 
 from downloader.models import FileListing
-from downloader.progress import ReporterBase, run_totals, size_only_note, summary_table
+from downloader.progress import (
+    ReporterBase,
+    TerminalReporter,
+    run_totals,
+    size_only_note,
+    summary_table,
+)
 from downloader.textfmt import printable, render_table
 
 if TYPE_CHECKING:
@@ -56,15 +62,30 @@ def finish_run(
     engine_name: str | None = None,
 ) -> int:
     """Print the run's report (JSON on stdout, or the summary on stderr), log its totals,
-    and return its exit code."""
+    and return its exit code.
+
+    The restore hints go into the JSON and to a terminal (bars shown), not into log output:
+    a nightly job would otherwise mail the same recipe every night.
+    """
     from downloader.nextsteps import next_steps
 
     dbs: Mapping[str, str | None] = {f.name: f.database_name for f in listing.files}
     rows = reporter.summary_rows(dbs)
     by_name = {o.name for o in report.outcomes}
     rows = [r for r in rows if r.name in by_name] or rows
+    hints = (
+        next_steps(
+            engine_name,
+            [o.name for o in report.outcomes],
+            str(output),
+            databases=dbs,
+            backup_names=[f.name for f in listing.files],
+        )
+        if report.manifest
+        else []
+    )
     if as_json:
-        echo_json(report.to_json())
+        echo_json({**report.to_json(), "next_steps": hints})
     elif not quiet:
         click.echo(summary_table(rows), err=True)
         click.echo(
@@ -84,9 +105,8 @@ def finish_run(
             click.echo(size_only_note(report.size_only), err=True)
         if report.manifest:
             click.echo(printable(f"manifest: {report.manifest}"), err=True)
-            for line in next_steps(
-                engine_name, [o.name for o in report.outcomes], str(output), databases=dbs
-            ):
+        if isinstance(reporter, TerminalReporter):
+            for line in hints:
                 # Database names come from the API: never raw to the terminal.
                 click.echo(printable(line), err=True)
     log.info(

@@ -92,6 +92,23 @@ def _fail(message: str, *, debug: bool = False) -> None:
         click.echo("\n".join(printable(line) for line in lines), err=True)
 
 
+def _misplaced_global(group: click.Group, exc: click.ClickException) -> str | None:
+    """What to say when a command is given an option of ``group`` (``download --quiet``):
+    where it goes, instead of "No such option"; None for any other error."""
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
+        return None
+    name = exc.option_name
+    for param in group.params:
+        if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts):
+            value = ""
+            if not param.is_flag:
+                choices = getattr(param.type, "choices", None)
+                value = " " + ("|".join(map(str, choices)) if choices else "VALUE")
+            command = exc.ctx.info_name or "COMMAND"
+            return f"{name} goes before the command: {PROG} {name}{value} {command} ..."
+    return None
+
+
 def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
     """Run ``group`` and say how the process should end (printing why, if it failed)."""
     try:
@@ -100,7 +117,11 @@ def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
         _fail("aborted")
         return Interrupted(signal.SIGINT).exit_code
     except click.ClickException as exc:
-        exc.show()
+        hint = _misplaced_global(group, exc)
+        if hint is None:
+            exc.show()
+        else:
+            _fail(hint)
         return exc.exit_code or UsageError.exit_code
     except RdsBackupError as exc:
         _fail(f"error: {REDACTOR.redact(str(exc))}", debug=debug)

@@ -86,6 +86,21 @@ class Journal:
             except FileNotFoundError:
                 pass
 
+    def backup_ids(self) -> set[str]:
+        """The backup ids of every readable record, finished or not: which backups this
+        folder holds (records that cannot be read name none)."""
+        ids = set()
+        try:
+            paths = sorted(self.layout.journal.glob("*.json"))
+        except OSError:
+            return set()
+        for path in paths:
+            try:
+                ids.add(_parse(read_private(path)).backup_id)
+            except (OSError, ValueError, MalformedJsonError):
+                continue
+        return ids
+
     def completed(self) -> list[FileRecord]:
         """Every record marked complete (any backup), for the manifest and for skipping."""
         out = []

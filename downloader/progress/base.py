@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -20,6 +20,7 @@ __all__ = [
     "SummaryRow",
     "event_level",
     "log_event",
+    "log_reported_event",
 ]
 
 log = logging.getLogger("rds_backup.progress")
@@ -40,9 +41,32 @@ EVENT_LEVELS: Mapping[str, int] = {
 }
 
 
-def log_event(level: int, event: str, message: str, fields: Mapping[str, object]) -> None:
-    """Log one reporter line on ``rds_backup.progress``; ``logsetup`` decides how it looks."""
-    log.log(level, "%s", message, extra={"event": event, "fields": dict(fields)})
+def log_event(
+    level: int,
+    event: str,
+    message: str,
+    fields: Mapping[str, object],
+    in_message: Collection[str] = (),
+) -> None:
+    """Log one reporter line on ``rds_backup.progress``; ``logsetup`` decides how it looks.
+
+    ``in_message`` names the fields ``message`` already says in words: text lines leave them
+    out, JSON lines keep them (as numbers a program can read)."""
+    log.log(
+        level,
+        "%s",
+        message,
+        extra={"event": event, "fields": dict(fields), "in_message": tuple(in_message)},
+    )
+
+
+def log_reported_event(kind: str, message: str, fields: Mapping[str, object]) -> None:
+    """An ``event`` as a log line. Its ``file`` is left out of text lines when the message
+    names the file (the engine's messages start with it); status, attempt and request id
+    are not in the words and stay."""
+    name = fields.get("file")
+    said = ("file",) if isinstance(name, str) and name in message else ()
+    log_event(event_level(kind), kind, message, fields, said)
 
 
 def event_level(kind: str) -> int:
@@ -69,8 +93,9 @@ class Reporter(Protocol):
     def file_finished(self, name: str, *, ok: bool, detail: str | None = None) -> None:
         """``name`` is done; ``ok=False`` means it failed and ``detail`` says why (one line)."""
 
-    def file_skipped(self, name: str, reason: str) -> None:
-        """``name`` needs no work (already complete)."""
+    def file_skipped(self, name: str, reason: str, size: int | None = None) -> None:
+        """``name`` needs no work (already complete); ``size`` is its real size on disk (the
+        API's size is in KB, rounded)."""
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         """Something worth telling: kind is retry, link_refused, warning, error, info, debug."""
@@ -212,10 +237,12 @@ class ReporterBase:
         f.state = "ok" if ok else "failed"
         f.detail = detail
 
-    def file_skipped(self, name: str, reason: str) -> None:
+    def file_skipped(self, name: str, reason: str, size: int | None = None) -> None:
         f = self._file(name)
         now = self._clock()
         f.started_at = f.finished_at = now
+        if size is not None:
+            f.size = size
         if f.size is not None:
             f.done = f.already = f.size
         f.transferred = 0

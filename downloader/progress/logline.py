@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from downloader.textfmt import format_duration, format_rate, format_size
 
-from .base import Clock, ReporterBase, event_level, log_event
+from .base import Clock, ReporterBase, log_event, log_reported_event
 
 __all__ = ["LogReporter", "QuietReporter"]
 
@@ -43,6 +43,7 @@ class LogReporter(ReporterBase):
             "run_started",
             f"backup {backup_id}: {len(files)} file(s), {format_size(total)}",
             {"backup_id": backup_id, "files": len(files), "bytes_total": total},
+            in_message=("backup_id", "files", "bytes_total"),
         )
 
     def file_started(self, name: str, size: int | None, already: int = 0) -> None:
@@ -54,6 +55,7 @@ class LogReporter(ReporterBase):
             "file_started",
             f"start {name} ({format_size(f.size)}{resume})",
             {"file": name, "size": f.size, "already": f.already},
+            in_message=("file", "size", "already"),
         )
 
     def file_size_known(self, name: str, size: int) -> None:
@@ -63,6 +65,7 @@ class LogReporter(ReporterBase):
             "file_size_known",
             f"size of {name} is {size} bytes",
             {"file": name, "size": size},
+            in_message=("file", "size"),
         )
 
     def file_finished(self, name: str, *, ok: bool, detail: str | None = None) -> None:
@@ -77,29 +80,40 @@ class LogReporter(ReporterBase):
         }
         if ok:
             rate = f.transferred / f.seconds if f.seconds else None
+            # What this run fetched is news only when it is not the whole file (a resume).
+            said = ("file", "size", "seconds", "ok")
             log_event(
                 logging.INFO,
                 "file_finished",
                 f"done {name} {format_size(f.size)} in {format_duration(f.seconds)}"
                 f" ({format_rate(rate)})",
                 fields,
+                in_message=(*said, "bytes") if f.transferred == f.size else said,
             )
         else:
             fields["detail"] = detail
-            log_event(logging.ERROR, "file_failed", f"FAILED {name}: {detail or 'failed'}", fields)
+            log_event(
+                logging.ERROR,
+                "file_failed",
+                f"FAILED {name}: {detail or 'failed'}",
+                fields,
+                in_message=("file", "detail", "ok"),
+            )
 
-    def file_skipped(self, name: str, reason: str) -> None:
-        super().file_skipped(name, reason)
+    def file_skipped(self, name: str, reason: str, size: int | None = None) -> None:
+        super().file_skipped(name, reason, size)
+        f = self.files[name]
         log_event(
             logging.INFO,
             "file_skipped",
-            f"skip {name}: {reason}",
-            {"file": name, "size": self.files[name].size, "reason": reason},
+            f"skip {name} {format_size(f.size)}: {reason}",
+            {"file": name, "size": f.size, "reason": reason},
+            in_message=("file", "size", "reason"),
         )
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         super().event(kind, message, **fields)
-        log_event(event_level(kind), kind, message, fields)
+        log_reported_event(kind, message, fields)
 
     def tick(self, now: float | None = None) -> None:
         if self._closed or self._last_tick_at is None or self.run_started_at is None:
@@ -134,6 +148,7 @@ class LogReporter(ReporterBase):
                 "eta_s": round(eta) if eta is not None else None,
                 "active": active,
             },
+            in_message=("bytes_done", "bytes_total", "percent", "rate", "eta_s", "active"),
         )
 
 
@@ -148,9 +163,10 @@ class QuietReporter(ReporterBase):
                 "file_failed",
                 f"FAILED {name}: {detail or 'failed'}",
                 {"file": name, "detail": detail},
+                in_message=("file", "detail"),
             )
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         super().event(kind, message, **fields)
         if kind == "error":
-            log_event(logging.ERROR, kind, message, fields)
+            log_reported_event(kind, message, fields)

@@ -7,12 +7,13 @@ installs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 from downloader.redact import REDACTOR
 from downloader.textfmt import format_duration, format_rate, format_size, printable
 
-from .base import Clock, FileProgress, ReporterBase, event_level, log_event
+from .base import Clock, FileProgress, ReporterBase, log_reported_event
 
 __all__ = ["MAX_BARS", "TerminalReporter", "TqdmLoggingHandler"]
 
@@ -47,6 +48,41 @@ def _tqdm() -> type[tqdm[Any]]:
     from tqdm import tqdm
 
     return tqdm  # type: ignore[no-any-return,unused-ignore]
+
+
+# tqdm's own unit_scale writes sizes with SI prefixes ("24.0M", "kB") and rates in powers
+# of 1000 ("MB/s") whatever unit_divisor says: the bars use the summary's words instead.
+_WITH_TOTAL = "{l_bar}{bar}| {size_n}/{size_total} [{elapsed}<{remaining}, {size_rate}{postfix}]"
+_NO_TOTAL = "{desc}: {size_n} [{elapsed}, {size_rate}{postfix}]"
+
+
+def _binary_units(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """A bar's ``format_meter`` arguments, its sizes and rate written by
+    :mod:`downloader.textfmt` (``8.0 MiB``, ``3.2 MiB/s``: binary units with binary names,
+    as in the summary)."""
+    out = dict(stats)
+    n, total, rate, elapsed = out["n"], out["total"], out["rate"], out["elapsed"]
+    if rate is None and elapsed:
+        rate = (n - out.get("initial", 0)) / elapsed  # what tqdm falls back to
+    out.update(
+        size_n=format_size(n),
+        size_total=format_size(total),
+        size_rate=format_rate(rate),
+        bar_format=_WITH_TOTAL if total else _NO_TOTAL,
+    )
+    return out
+
+
+@functools.cache
+def _bar_class() -> type[tqdm[Any]]:
+    base = _tqdm()
+
+    class BinaryBar(base):  # type: ignore[valid-type,misc]
+        @staticmethod
+        def format_meter(**stats: Any) -> str:
+            return base.format_meter(**_binary_units(stats))
+
+    return BinaryBar
 
 
 class TqdmLoggingHandler(logging.Handler):
@@ -105,15 +141,13 @@ class TerminalReporter(ReporterBase):
         self._bars: dict[str, tqdm[Any]] = {}
 
     def _new_bar(self, *, desc: str, total: int | None, initial: int, leave: bool) -> tqdm[Any]:
-        return _tqdm()(
+        return _bar_class()(
             total=total,
             initial=initial,
             desc=desc,
             file=self.file,
             leave=leave,
             unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
             dynamic_ncols=True,
         )
 
@@ -184,6 +218,9 @@ class TerminalReporter(ReporterBase):
         self._sync_overall_total()
         self._add_initial(overall, f.done - before)
         self._open_file_bar(f)
+        if f.already:
+            # The only line a start gets at a terminal: the bar shows the rest.
+            self._write(f"resume {name} at {format_size(f.already)} of {format_size(f.size)}")
 
     def file_size_known(self, name: str, size: int) -> None:
         if self._closed:
@@ -219,12 +256,12 @@ class TerminalReporter(ReporterBase):
         else:
             self._write(f"FAILED {name}: {detail or 'failed'}")
 
-    def file_skipped(self, name: str, reason: str) -> None:
+    def file_skipped(self, name: str, reason: str, size: int | None = None) -> None:
         if self._closed:
             return
         overall = self._ensure_overall()
         before = self._file(name).done
-        super().file_skipped(name, reason)
+        super().file_skipped(name, reason, size)
         f = self.files[name]
         self._close_file_bar(name)
         self._sync_overall_total()
@@ -233,7 +270,7 @@ class TerminalReporter(ReporterBase):
 
     def event(self, kind: str, message: str, **fields: object) -> None:
         super().event(kind, message, **fields)
-        log_event(event_level(kind), kind, message, fields)
+        log_reported_event(kind, message, fields)
 
     def tick(self, now: float | None = None) -> None:
         # Refresh so rate and elapsed keep moving while a transfer stalls.

@@ -412,7 +412,11 @@ class ApiHandlers:
                 {"error_code": "IAM.0011", "error_msg": "The username or password is wrong."},
                 count=False,
             )
-        if "id" in scope and scope["id"] != sim.project_id:
+        # IAM names a region's project after the region id, case and all: a token scoped to
+        # "AP-SOUTHEAST-1" is refused as an unknown project.
+        if ("id" in scope and scope["id"] != sim.project_id) or (
+            "name" in scope and scope["name"] != sim.region
+        ):
             return self._respond(
                 400,
                 {"error_code": "IAM.0004", "error_msg": "The project does not exist."},

@@ -26,9 +26,9 @@ Backups (MySQL instance unless said otherwise)
     ``5df87d8448fbe91bdd0ca2d794a792bfbr04``  ``SQLSERVER_FAILED`` SQL Server, auto, FAILED
     ``edc692382a731192fc26c16d8a7bd7e3br03``  ``PG_FULL``          PostgreSQL, auto, COMPLETED
 
-``demo_catalog()``: ``DEMO_FULL`` (``7591d8dfdca50ce7414816803dbe1bb7br01``, about 240 MB in
-six files) and an older small ``DEMO_OLD`` (``00ac6cce9170225ab6d67ef4bf542d95br01``), both on
-instance ``DEMO_INSTANCE`` (``e64c3ab2d2f3d3c35192a4f7f3f46e62in01``).
+``demo_catalog()``: ``DEMO_FULL`` (``7591d8dfdca50ce7414816803dbe1bb7br01``, about 240 MiB
+in five MySQL files) and an older small ``DEMO_OLD`` (``00ac6cce9170225ab6d67ef4bf542d95br01``),
+both on instance ``DEMO_INSTANCE`` (``e64c3ab2d2f3d3c35192a4f7f3f46e62in01``).
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def default_catalog() -> list[SimBackup]:
 
 
 def demo_catalog() -> list[SimBackup]:
-    """One big backup (about 240 MB in six files) plus an older small one, for the demo."""
+    """One big backup (about 240 MiB in five files) plus an older small one, for the demo."""
     begin, end = _at(2, 25)
     stamp = "2024-05-20_16-00-00"
     big = SimBackup(
@@ -346,10 +346,11 @@ def demo_catalog() -> list[SimBackup]:
         [
             SimFile(f"{DEMO_FULL}_full_{stamp}_1.qp", 128 * MIB + 4099),
             SimFile(f"{DEMO_FULL}_full_{stamp}_2.qp", 64 * MIB + 12345, multipart_etag=True),
-            SimFile(f"{DEMO_FULL}_full_{stamp}_3.qp", 32 * MIB),
+            # Only what a MySQL full backup holds (a SQL Server .bak here made its restore
+            # hints a mix of two engines); the third part is larger in its place.
+            SimFile(f"{DEMO_FULL}_full_{stamp}_3.qp", 48 * MIB + 999),
             SimFile(f"{DEMO_FULL}_full_{stamp}_meta.qp", 5 * KIB + 7),
             SimFile(f"{DEMO_FULL}_full_{stamp}_index.qp", 1 * MIB + 1),
-            SimFile(f"{DEMO_FULL}_orders.bak", 16 * MIB + 999, "orders"),
         ],
     )
     begin, end = _at(26, 20)

@@ -17,6 +17,7 @@ from downloader.sim.api import ApiHandlers
 from downloader.sim.catalog import ContentStore, SimBackup, default_catalog, demo_catalog
 from downloader.sim.faults import Faults, Stats
 from downloader.sim.objects import ObjectHandler
+from downloader.textfmt import format_size
 
 DEFAULT_AK = "SIMAK0BAA31C30847970"
 DEFAULT_SK = "SIMSKsimulatorSecretKey0baa31c30847970766a4"  # a public demo value
@@ -211,7 +212,7 @@ class Simulator:
             for b in sorted(backups, key=lambda x: x.begin_time, reverse=True):
                 lines.append(
                     f"    {b.id}  {b.engine} {b.engine_version}  {b.type:<11} {b.status:<9} "
-                    f"{len(b.files):>3} files  {_human(b.size)}"
+                    f"{len(b.files):>3} files  {format_size(b.size)}"
                 )
                 if b.status == "COMPLETED" and (example is None or b.size > example.size):
                     example = b
@@ -229,15 +230,6 @@ def _bound_port(runner: web.AppRunner, requested: int) -> int:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     return requested
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 class SimulatorThread:

@@ -228,11 +228,17 @@ SQLSERVER = one_backup(
 
 @pytest.mark.parametrize("served", [SQLSERVER], indirect=True)
 def test_api_text_is_escaped_in_the_summary_and_logs(served: Simulator, tmp_path: Path) -> None:
-    result = cli(["download", SQLSERVER.id, "-o", str(tmp_path)], served)
+    result = cli(["download", SQLSERVER.id, "-o", str(tmp_path / "log")], served)
     assert result.returncode == 0, result.stderr
-    assert "RESTORE DATABASE [db1?]]0;owned???2J]" in result.stderr  # the next steps
     assert "db1?]0;owned???2J  20.0 KiB" in result.stderr  # the summary
     assert not RAW.search(result.stderr)
+    # At a terminal (bars), where the restore hints are shown; tqdm's own cursor moves aside.
+    result = cli(
+        ["download", SQLSERVER.id, "-o", str(tmp_path / "tty"), "--progress", "tty"], served
+    )
+    assert result.returncode == 0, result.stderr
+    assert "RESTORE DATABASE [db1?]]0;owned???2J]" in result.stderr  # the next steps
+    assert not RAW.search(re.sub(r"\r|\x1b\[A", "", result.stderr))
 
 
 def test_api_error_messages_are_escaped(sim_thread: Simulator) -> None:

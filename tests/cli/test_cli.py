@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -71,7 +72,7 @@ def assert_exact(sim: Simulator, backup_id: str, out: Path) -> None:
         assert (out / f.name).read_bytes() == sim.expected_bytes(backup_id, f.name), f.name
     if (out / MANIFEST_NAME).exists():
         for entry in json.loads((out / MANIFEST_NAME).read_text())["files"]:
-            assert entry["crc64"] == sim.expected_crc64(backup_id, entry["name"]), entry["name"]
+            assert entry["crc64"] == f"{sim.expected_crc64(backup_id, entry['name']):016x}"
 
 
 # ------------------------------------------------------------------ basics
@@ -141,7 +142,8 @@ def test_json_log_and_report(server: Simulator, tmp_path: Path) -> None:
     assert names == {f.name for f in server.backups[MYSQL_FULL].files}
     for f in report["files"]:
         assert f["result"] == "ok"
-        assert f["crc64"] == server.expected_crc64(MYSQL_FULL, f["name"])
+        # 16 hex digits, as OBS writes it: a JSON number above 2^53 is rounded by jq.
+        assert f["crc64"] == f"{server.expected_crc64(MYSQL_FULL, f['name']):016x}"
         assert f["sha256"] is None
 
 
@@ -429,6 +431,19 @@ def test_verify_catches_a_flipped_byte(server: Simulator, tmp_path: Path) -> Non
     assert cli(["download", SQLSERVER_DB, "-o", str(tmp_path)], server).returncode == 0
     ok = cli(["verify", str(tmp_path)], None)
     assert ok.returncode == 0, ok.stdout
+    # Each line says what was compared (it said "ok NAME ok").
+    lines = [line for line in ok.stdout.splitlines() if line.startswith("ok")]
+    assert len(lines) == 3 and all(line.endswith("size, CRC-64 and MD5 match") for line in lines)
+    # A manifest from before crc64 was a hex string (version 1, JSON integers) still verifies.
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert manifest["manifest_version"] == 2
+    assert all(re.fullmatch(r"[0-9a-f]{16}", e["crc64"]) for e in manifest["files"])
+    manifest["manifest_version"] = 1
+    for entry in manifest["files"]:
+        entry["crc64"] = int(entry["crc64"], 16)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    old = cli(["verify", str(tmp_path)], None)
+    assert old.returncode == 0, old.stdout
     victim = tmp_path / server.backups[SQLSERVER_DB].files[0].name
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -757,7 +772,7 @@ def test_not_enough_space_fails_before_fetching(server: Simulator, tmp_path: Pat
         pytest.skip("cannot mount a small tmpfs here")
     try:
         result = cli(["download", MYSQL_FULL, "-o", str(mnt / "out")], server)
-        assert result.returncode == 1
+        assert result.returncode == 6  # a storage problem: running again cannot help
         assert "not enough free space" in result.stderr
         assert server.stats.object_bytes_sent == 0
     finally:
@@ -794,7 +809,7 @@ def test_write_error_mid_file_is_clear_and_resumable(server: Simulator, tmp_path
         preexec_fn=limit,
         check=False,
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 6, result.stderr  # the folder could not take the file
     assert "Traceback" not in result.stderr
     assert big.name in result.stderr
     assert "run again" in result.stderr
@@ -809,7 +824,10 @@ def test_write_error_mid_file_is_clear_and_resumable(server: Simulator, tmp_path
 
 
 def test_demo_command_runs(tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    # A PATH without this environment's bin, as after scripts/demo.sh: rds-backup is not on it.
+    venv_bin = str(Path(sys.executable).parent)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p and p != venv_bin)
+    env = {"PATH": path, "HOME": str(tmp_path)}
     result = subprocess.run(
         [
             sys.executable,
@@ -822,6 +840,7 @@ def test_demo_command_runs(tmp_path: Path) -> None:
             "log",
         ],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
@@ -829,8 +848,48 @@ def test_demo_command_runs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "byte-exact" in result.stderr
-    assert (tmp_path / "demo" / MANIFEST_NAME).exists()
+    manifest = json.loads((tmp_path / "demo" / MANIFEST_NAME).read_text())
+    # A MySQL backup holds MySQL files only (a SQL Server .bak in it mixed two recipes).
+    assert [e["name"] for e in manifest["files"] if not e["name"].endswith(".qp")] == []
+    if sys.prefix != sys.base_prefix and not shutil.which("rds-backup", path=path):
+        # The next command, runnable as printed although rds-backup is not on PATH.
+        activate = shlex.quote(sys.prefix) + "/bin/activate"
+        assert f"next: . {activate} && rds-backup simulate" in result.stderr
+    else:
+        assert "next: rds-backup simulate" in result.stderr
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_restore_hints_short_at_a_terminal_in_json_not_in_logs(
+    server: Simulator, tmp_path: Path
+) -> None:
+    """MYSQL_MANY is one full backup in 40 parts: its recipe used to list all 40 paths twice,
+    every night into the cron log."""
+    names = [f.name for f in server.backups[MYSQL_MANY].files]
+    logged = cli(["download", MYSQL_MANY, "-o", str(tmp_path / "log")], server)
+    assert logged.returncode == 0, logged.stderr
+    assert "xbstream" not in logged.stderr and "Warning" not in logged.stderr
+
+    out = tmp_path / "json"
+    as_json = cli(["download", MYSQL_MANY, "-o", str(out), "--json"], server)
+    assert as_json.returncode == 0, as_json.stderr
+    hints = json.loads(as_json.stdout)["next_steps"]
+    assert 0 < len(hints) <= 6
+    assert f"for f in {out}/{MYSQL_MANY}_full_2024-05-20_06-00-00_*.qp;" in "\n".join(hints)
+    assert not any(name in line for name in names for line in hints)
+    assert not hints[0].startswith("Warning")
+
+    # At a terminal, with one part of the 40: the recipe, after a warning.
+    one = tmp_path / "tty"
+    shown = cli(
+        ["download", MYSQL_MANY, "-o", str(one), "--include", names[0], "--progress", "tty"],
+        server,
+    )
+    assert shown.returncode == 0, shown.stderr
+    tail = shown.stderr[shown.stderr.index("manifest:") :].splitlines()[1:]
+    assert tail[0].startswith("Warning: partial selection (1 of 40 MySQL full backup files)")
+    assert any(f"< {one}/{names[0]}" in line for line in tail)
+    assert len(tail) <= 8
 
 
 def test_links_file_from_stdin(server: Simulator, tmp_path: Path) -> None:

@@ -358,13 +358,39 @@ async def test_connection_refused_is_unavailable(session: aiohttp.ClientSession)
     with pytest.raises(ApiUnavailableError) as info:
         await client.show_backup_files(MYSQL_FULL)
     assert isinstance(info.value.__cause__, aiohttp.ClientError | OSError)
-    assert client.calls == FAST.max_attempts
+    # Before any answer, nobody listening is a wrong endpoint: no retries, no backoff.
+    assert client.calls == 1 and fake.sleeps == []
     assert sim.sk not in str(info.value)
     host = endpoint.removeprefix("http://")
-    assert str(info.value) == f"cannot reach the RDS API at {host}: ClientConnectorError"
+    assert str(info.value) == (
+        f"cannot reach the RDS API at {host}: connection refused (nothing listens there)"
+    )
 
 
-async def test_iam_unreachable_is_unavailable_and_retried(session: aiohttp.ClientSession) -> None:
+async def test_connection_refused_after_an_answer_is_retried(
+    session: aiohttp.ClientSession,
+) -> None:
+    sim = Simulator()
+    await sim.start()
+    fake = FakeTime()
+    client = RdsClient(
+        endpoint=sim.endpoint,
+        project_id=sim.project_id,
+        auth=ak_sk(sim),
+        session=session,
+        retry=FAST,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    await client.show_backup_files(MYSQL_FULL)
+    await sim.stop()  # the API goes away mid-run: a passing fault, worth the retries
+    with pytest.raises(ApiUnavailableError) as info:
+        await client.show_backup_files(MYSQL_FULL)
+    assert "connection refused" in str(info.value)
+    assert client.calls == 1 + FAST.max_attempts
+
+
+async def test_iam_unreachable_is_unavailable_at_once(session: aiohttp.ClientSession) -> None:
     sim = Simulator()
     await sim.start()
     endpoint = sim.endpoint
@@ -382,8 +408,10 @@ async def test_iam_unreachable_is_unavailable_and_retried(session: aiohttp.Clien
     )
     with pytest.raises(ApiUnavailableError) as info:
         await client.show_backup_files(MYSQL_FULL)
-    assert str(info.value) == "cannot get an IAM token from 127.0.0.1: ClientConnectorError"
-    assert auth.fetches == FAST.max_attempts and client.calls == 0
+    assert str(info.value) == (
+        "cannot get an IAM token from 127.0.0.1: connection refused (nothing listens there)"
+    )
+    assert auth.fetches == 1 and client.calls == 0  # nobody there before any answer: at once
     assert sim.iam_password not in str(info.value)
 
 
@@ -695,8 +723,10 @@ async def test_every_endpoint_unreachable_is_unavailable(session: aiohttp.Client
     with pytest.raises(ApiUnavailableError) as info:
         await client.show_backup_files("b")
     assert "cannot reach the RDS API" in str(info.value)
-    assert client.calls == 2 * FAST.max_attempts  # each attempt tries both, then backs off
-    assert len(fake.sleeps) == FAST.max_attempts - 1
+    # Both are tried; refused before any answer, neither is there: no backoff (a timeout,
+    # or a refusal once the API has answered, still backs off and tries again).
+    assert client.calls == 2
+    assert fake.sleeps == []
 
 
 @pytest.mark.parametrize(

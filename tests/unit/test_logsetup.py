@@ -5,6 +5,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -99,6 +100,27 @@ def test_json_lines() -> None:
     assert first["field_msg"] == "collides"
     assert first["url"].endswith("?<redacted>")
     assert second["event"] == "log" and second["msg"] == "plain\nline"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_fields_the_message_says_are_left_out_of_text_only(fmt: Literal["text", "json"]) -> None:
+    stream = io.StringIO()
+    configure_logging(fmt=fmt, level="info", quiet=False, stream=stream, tqdm_aware=False)
+    logging.getLogger("rds_backup.progress").warning(
+        "x.qp: 503 Service Unavailable; retry 2/5",
+        extra={
+            "fields": {"file": "x.qp", "status": 503, "attempt": 2, "request_id": "r-1"},
+            "in_message": ("file",),
+        },
+    )
+    line = stream.getvalue().rstrip("\n")
+    if fmt == "text":
+        assert line.endswith("retry 2/5 status=503 attempt=2 request_id=r-1"), line
+        assert "file=" not in line
+    else:
+        obj = json.loads(line)
+        assert (obj["file"], obj["status"], obj["attempt"]) == ("x.qp", 503, 2)
+        assert "in_message" not in obj
 
 
 def test_json_exception() -> None:

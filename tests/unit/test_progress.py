@@ -207,7 +207,7 @@ def test_terminal_reporter_bars_and_log_lines_stay_apart() -> None:
         rep.advance("alpha.qp", 2 * MiB)
         rep.advance("gamma.qp", MiB)
         logging.getLogger("rds_backup.engine").warning("log line in the middle")
-        rep.event("retry", "retrying beta.qp after 503", file="beta.qp")
+        rep.event("retry", "retrying beta.qp after 503", file="beta.qp", attempt=2)
         rep.advance("beta.qp", 3 * MiB)
         rep.advance("beta.qp", -2 * MiB)
         rep.file_finished("alpha.qp", ok=True)
@@ -222,13 +222,15 @@ def test_terminal_reporter_bars_and_log_lines_stay_apart() -> None:
         logger.propagate = saved[2]
 
     text = out.getvalue()
-    assert "alpha.qp" in text and "total" in text and "24.0M" in text
+    assert "alpha.qp" in text and "total" in text and "/24.0 MiB [" in text
     assert "\r" in text  # bars were drawn on the given stream
     screen = render_terminal(text)
     ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
     for message in (
         ts + r" WARNING log line in the middle",
-        ts + r" WARNING retrying beta\.qp after 503 file=beta\.qp",
+        # The file is in the words, so not repeated as a field; the attempt is news.
+        ts + r" WARNING retrying beta\.qp after 503 attempt=2",
+        r"resume alpha\.qp at 1\.0 MiB of 8\.0 MiB",
         r"done alpha\.qp 8\.0 MiB in \S+ \([^)]+\)",
         r"FAILED beta\.qp: object changed",
     ):
@@ -255,6 +257,33 @@ def test_terminal_reporter_unknown_sizes_and_skip() -> None:
     assert "skip y.qp 5 B: already complete\n" in text
     assert "…" in text  # the long name was shortened in its bar
     assert rep.bytes_done == 15
+
+
+# Sizes and rates as tqdm's unit_scale writes them: SI prefixes ("24.0M", "3.15MB/s").
+SI_UNITS = re.compile(r"\d(?:[kMGT]B?(?:/s)?|B/s)(?![a-zA-Z])")
+
+
+def test_terminal_bars_write_binary_units_with_binary_names() -> None:
+    out = io.StringIO()
+    rep = TerminalReporter(file=out, max_bars=3)
+    rep.run_started(backup_id="b", files=[("a.qp", 8 * MiB), ("b.qp", None)], total_bytes=None)
+    rep.file_started("a.qp", 8 * MiB, already=MiB)
+    rep.file_started("b.qp", None)
+    rep.advance("a.qp", 3 * MiB)
+    rep.advance("b.qp", 5000)
+    bar = rep._bars["a.qp"]
+    # The rate as the bar draws it, for a given speed (tqdm measures its own on the wall
+    # clock): 3 MiB/s is "3.0 MiB/s", as in the summary, not tqdm's "3.15MB/s".
+    line = bar.format_meter(**{**bar.format_dict, "rate": 3 * MiB})
+    unknown = rep._bars["b.qp"]
+    line_unknown = unknown.format_meter(**{**unknown.format_dict, "rate": 1536})
+    rep.close()
+    text = out.getvalue()
+    assert "| 4.0 MiB/8.0 MiB [" in line and ", 3.0 MiB/s]" in line
+    assert ": 4.9 KiB [" in line_unknown and ", 1.5 KiB/s]" in line_unknown
+    assert "1.0 MiB/8.0 MiB" in text  # the bar as first drawn: the bytes already on disk
+    for drawn in (line, line_unknown, text):
+        assert not SI_UNITS.search(drawn), drawn
 
 
 def test_make_reporter() -> None:

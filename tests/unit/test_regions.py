@@ -6,10 +6,13 @@ import pytest
 
 from downloader.api.regions import (
     RDS_REGIONS,
+    REGION_CITIES,
     iam_endpoint,
+    normalise_region,
     rds_endpoint,
     rds_endpoints,
     rds_env_name,
+    suggest_regions,
 )
 from downloader.errors import UsageError
 
@@ -82,3 +85,47 @@ def test_rds_env_override_keeps_every_endpoint_in_order() -> None:
     env = {"HUAWEICLOUD_SDK_REGION_RDS_AP_SOUTHEAST_1": " https://a.example/ ,, https://b.example"}
     assert rds_endpoints("ap-southeast-1", env) == ("https://a.example", "https://b.example")
     assert rds_endpoints("ap-southeast-1", {}) == ("https://rds.ap-southeast-1.myhuaweicloud.com",)
+
+
+@pytest.mark.parametrize("region", ["AP-SOUTHEAST-1", " Ap-Southeast-1 "])
+def test_region_ids_are_not_case_sensitive(region: str) -> None:
+    assert rds_endpoint(region, {}) == "https://rds.ap-southeast-1.myhuaweicloud.com"
+    assert iam_endpoint(region, {}) == "https://iam.ap-southeast-1.myhuaweicloud.com"
+    assert normalise_region(region) == "ap-southeast-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("singapore", ["ap-southeast-3"]),
+        ("Singapur", ["ap-southeast-3"]),
+        ("AP-Singapore", ["ap-southeast-3"]),
+        ("Hong Kong", ["ap-southeast-1"]),
+        ("São Paulo", ["sa-brazil-1"]),
+        ("moscow", ["ru-moscow-1", "ru-northwest-2"]),
+        ("ap_southeast_1", ["ap-southeast-1"]),
+        ("kualalumpur", ["my-kualalumpur-1"]),
+        ("mars-1", []),
+        ("", []),
+    ],
+)
+def test_suggestions_match_ids_and_city_names(text: str, expected: list[str]) -> None:
+    assert suggest_regions(text) == expected
+
+
+def test_every_city_belongs_to_a_known_region() -> None:
+    assert set(REGION_CITIES) <= RDS_REGIONS
+
+
+def test_a_city_is_answered_with_its_region_and_the_known_ids() -> None:
+    with pytest.raises(UsageError) as info:
+        rds_endpoint("singapore", {})
+    message = str(info.value)
+    assert "did you mean ap-southeast-3 (Singapore)?" in message
+    assert "cn-north-4" in message and "eu-west-101" in message  # the known ids
+    # The override is named after a region id, not after the city typed.
+    assert "HUAWEICLOUD_SDK_REGION_RDS_SINGAPORE" not in message
+    assert "HUAWEICLOUD_SDK_REGION_RDS_<REGION_ID>" in message
+    with pytest.raises(UsageError) as info:
+        iam_endpoint("singapore", {})
+    assert "did you mean ap-southeast-3 (Singapore)?" in str(info.value)
