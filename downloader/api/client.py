@@ -22,19 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl as _ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
-import yarl
 
-from downloader.api import signer
 from downloader.api.auth import Auth
 from downloader.api.budget import ApiBudget
 from downloader.api.parse import parse_backup_files, parse_backups, parse_error
+from downloader.api.transport import DEFAULT_TIMEOUT, Answer, ApiTransport, SslArg
 from downloader.api.unavailable import NO_FILES_CODES, backup_unavailable
 from downloader.errors import (
     ApiError,
@@ -43,15 +41,12 @@ from downloader.errors import (
     ApiTlsError,
     ApiUnavailableError,
     MalformedJsonError,
-    NetworkError,
-    NetworkTimeout,
     ResponseFormatError,
-    TlsFailed,
     UsageError,
 )
 from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing
-from downloader.netmap import network_errors, never_connected, nobody_there
+from downloader.netmap import nobody_there
 from downloader.retry import Backoff
 from downloader.safejson import load_json
 
@@ -59,11 +54,6 @@ log = logging.getLogger("rds_backup.api.client")
 
 PAGE_LIMIT = 100  # the API's maximum page size (facts §2)
 MAX_PAGES = 1000  # a server that never reaches total_count must not page forever
-MAX_BODY = 16 * 1024 * 1024
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)
-USER_AGENT = "rds-backup/0.1"
-
-SslArg = _ssl.SSLContext | bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,34 +81,6 @@ def _format_time(value: datetime | str) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S%z")  # +0800, as documented (facts §2)
 
 
-def _host_port(url: yarl.URL) -> str:
-    """The URL netloc as signed and sent in ``Host``: host plus any non-default port."""
-    return url.host_port_subcomponent or ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    """One RDS API base URL, in the three forms a request needs."""
-
-    base: str  # scheme://host[:port][/path], no trailing slash
-    path: str  # its path, to which the signed resource path is appended
-    host: str  # host[:port], as signed and sent in Host
-
-    @classmethod
-    def parse(cls, endpoint: str) -> _Endpoint:
-        base = yarl.URL(endpoint.strip().rstrip("/"))
-        if base.scheme not in ("http", "https") or not base.raw_host:
-            raise UsageError(f"RDS endpoint must be an http(s) URL, got {endpoint!r}")
-        return cls(str(base).rstrip("/"), base.raw_path.rstrip("/"), _host_port(base))
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 class RdsClient:
     """RDS v3 API calls used by rds-backup. ``calls`` counts HTTP requests sent.
 
@@ -141,30 +103,26 @@ class RdsClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        listed = [endpoint] if isinstance(endpoint, str) else list(endpoint)
-        if not listed:
-            raise UsageError("no RDS endpoint given")
-        self._endpoints = tuple(_Endpoint.parse(e) for e in listed)
-        self._current = 0  # the endpoint in use; moves on a connection failure
-        self._answered = False  # any answer yet: after one, no connection is a passing fault
         if not project_id or "/" in project_id:
             raise UsageError(
                 "a project id is required (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)"
             )
         self.project_id = project_id
         self.auth = auth
-        self._session = session
+        self._wire = ApiTransport(endpoint, auth, session, ssl=ssl, timeout=timeout)
         self.budget = budget
         self.retry = retry
-        self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else True
-        self._timeout = timeout
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
-        self.calls = 0
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent so far."""
+        return self._wire.calls
 
     def __repr__(self) -> str:
-        return f"<RdsClient {self._endpoints[self._current].base} project {self.project_id}>"
+        return f"<RdsClient {self._wire.base} project {self.project_id}>"
 
     # ------------------------------------------------------------------ the API calls
 
@@ -263,13 +221,13 @@ class RdsClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _json(self, answer: _Answer) -> object:
+    def _json(self, answer: Answer) -> object:
         try:
             return load_json(answer.body, "API answer")
         except MalformedJsonError as exc:
             raise ResponseFormatError("response", f"not JSON: {exc.problem}") from exc
 
-    async def _call(self, method: str, resource: str, query: list[tuple[str, str]]) -> _Answer:
+    async def _call(self, method: str, resource: str, query: list[tuple[str, str]]) -> Answer:
         deadline = self._clock() + self.retry.total_timeout
         refreshed_auth = False
         corrected_clock = False
@@ -280,13 +238,14 @@ class RdsClient:
                 await self.budget.acquire()
             try:
                 # Inside the try: an IAM token fetch can fail transiently, like the call itself.
-                answer = await self._exchange(method, resource, query)
+                answer = await self._wire.exchange(
+                    method, f"/v3/{self.project_id}/{resource}", query
+                )
             except ApiError as exc:
                 error: ApiError = exc
                 retry_after: float | None = None
                 answer_headers: Mapping[str, str] = {}
             else:
-                self._answered = True
                 answer_headers = answer.headers
                 if answer.status < 400:
                     return answer
@@ -305,7 +264,7 @@ class RdsClient:
                 raise error
             if isinstance(error, ApiTlsError) or attempt >= self.retry.max_attempts:
                 raise error
-            if not self._answered and nobody_there(error.__cause__):
+            if not self._wire.answered and nobody_there(error.__cause__):
                 # A refused connection or a name DNS does not know, before any answer: a
                 # wrong --endpoint or --region, which retrying for seconds cannot fix. Later
                 # (the API restarting mid-run) it is retried; a timeout always is.
@@ -326,41 +285,6 @@ class RdsClient:
             )
             await self._sleep(wait)
 
-    async def _exchange(self, method: str, resource: str, query: list[tuple[str, str]]) -> _Answer:
-        """One attempt: sign for the endpoint in use and send. When no connection could be
-        made to it, the next listed endpoint (each once per attempt; logged), as the SDK
-        does; an error answer is an answer and never moves on."""
-        path = f"/v3/{self.project_id}/{resource}"
-        qs = signer.canonical_query(query)
-        tried = 0
-        while True:
-            index = self._current
-            ep = self._endpoints[index]
-            headers = await self.auth.headers(
-                method=method,
-                host=ep.host,
-                path=ep.path + path,
-                query=query,
-                headers={"Content-Type": "application/json", "Host": ep.host},
-                body=b"",
-                session=self._session,
-            )
-            headers["User-Agent"] = USER_AGENT  # unsigned (the SDK signs it; optional, §4a)
-            url = yarl.URL(ep.base + path + (f"?{qs}" if qs else ""), encoded=True)
-            try:
-                return await self._send(method, url, headers, ep.host)
-            except ApiUnavailableError as exc:
-                tried += 1
-                if len(self._endpoints) == 1 or not never_connected(exc.__cause__):
-                    raise
-                # From the index this call used: concurrent calls failing alike agree.
-                self._current = (index + 1) % len(self._endpoints)
-                if tried >= len(self._endpoints):
-                    raise
-                log.warning(
-                    "%s; trying the next endpoint, %s", exc, self._endpoints[self._current].host
-                )
-
     def _correct_clock(self, error: ApiError, headers: Mapping[str, str]) -> bool:
         """The gateway refuses an X-Sdk-Date more than 15 minutes off its clock ("signature
         expired", facts §3). When its Date header shows ours is that far off, sign with the
@@ -376,42 +300,6 @@ class RdsClient:
             return False  # the credentials carry no time, or already use the server's
         log.warning("this machine's clock is %.0f s off the API's; signing with its time", -skew)
         return True
-
-    async def _send(
-        self, method: str, url: yarl.URL, headers: dict[str, str], host: str
-    ) -> _Answer:
-        self.calls += 1
-        try:
-            with network_errors(f"RDS API at {host}"):
-                async with self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    ssl=self._ssl,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    length = resp.content_length
-                    if length is not None and length > MAX_BODY:
-                        raise ResponseFormatError("response", f"body of {length} bytes is too big")
-                    body = await resp.content.read(MAX_BODY + 1)
-                    if len(body) > MAX_BODY:
-                        raise ResponseFormatError("response", "body is too big")
-                    return _Answer(resp.status, dict(resp.headers), body)
-        except TlsFailed as exc:
-            raise ApiTlsError(
-                f"TLS failure talking to the RDS API at {host}: {exc.what} "
-                "(a private CA? use --ca-bundle)"
-            ) from exc
-        except NetworkError as exc:
-            what = exc.what
-            if isinstance(exc, NetworkTimeout):
-                what = (
-                    "connect timed out"
-                    if never_connected(exc)
-                    else "timed out waiting for an answer"
-                )
-            raise ApiUnavailableError(f"cannot reach the RDS API at {host}: {what}") from exc
 
 
 def pick_latest(backups: Sequence[Backup]) -> Backup | None:
