@@ -19,7 +19,16 @@ from downloader.models import BackupFile, FileListing
 from downloader.progress import TerminalReporter, make_reporter
 from downloader.textfmt import format_rate, format_size, printable
 
-from .options import ByteRate, ByteSize, FiniteFloatRange, Globals, NonEmptyPath, api_options
+from .options import (
+    ByteSize,
+    Globals,
+    api_options,
+    expiry_margin_option,
+    limit_rate_option,
+    links_file_option,
+    retries_option,
+    stall_timeout_option,
+)
 from .runner import run_async
 from .sections import API_OPTIONS, SectionedCommand
 
@@ -53,13 +62,11 @@ SECTIONS = (
 @click.argument("backup_id")
 @click.argument("name")
 @api_options
-@click.option(
-    "--links-file",
-    type=NonEmptyPath(allow_dash=True, dir_okay=False),
-    show_envvar=True,
-    help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
-    "Links cannot be renewed then.",
-)
+@links_file_option
+@retries_option("the stream fails")
+@stall_timeout_option
+@expiry_margin_option
+@limit_rate_option
 @click.option(
     "-x",
     "--split",
@@ -98,36 +105,6 @@ SECTIONS = (
     show_default=True,
     show_envvar=True,
     help="Start at this byte (to resume an interrupted stream into a file).",
-)
-@click.option(
-    "--limit-rate",
-    type=ByteRate(),
-    show_envvar=True,
-    help="Cap the download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(0, 100),
-    default=5,
-    show_default=True,
-    show_envvar=True,
-    help="Retries of one range in a row before the stream fails.",
-)
-@click.option(
-    "--stall-timeout",
-    type=FiniteFloatRange(0.1),
-    default=30.0,
-    show_default=True,
-    show_envvar=True,
-    help="Abort a connection that sends no byte for this long.",
-)
-@click.option(
-    "--expiry-margin",
-    type=FiniteFloatRange(0),
-    default=60.0,
-    show_default=True,
-    show_envvar=True,
-    help="Renew links this many seconds before link_expired_time.",
 )
 @click.option(
     "--md5-check/--no-md5-check",

@@ -17,14 +17,18 @@ from downloader.models import Backup, FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
 from .options import (
-    ByteRate,
     ByteSize,
     FiniteFloatRange,
     Globals,
     NonEmptyPath,
     api_options,
     env_name,
+    expiry_margin_option,
+    limit_rate_option,
+    links_file_option,
     output_options,
+    retries_option,
+    stall_timeout_option,
 )
 from .render import finish_run
 from .runner import run_async
@@ -87,13 +91,11 @@ SECTIONS = (
     help="Output folder.",
 )
 @api_options
-@click.option(
-    "--links-file",
-    type=NonEmptyPath(allow_dash=True, dir_okay=False),
-    show_envvar=True,
-    help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
-    "Links cannot be renewed then.",
-)
+@links_file_option
+@retries_option("its file fails")
+@stall_timeout_option
+@expiry_margin_option
+@limit_rate_option
 @click.option(
     "--instance-id",
     show_envvar=True,
@@ -167,42 +169,12 @@ SECTIONS = (
     help="Range size, e.g. 16M (default: chosen from each file's size).",
 )
 @click.option(
-    "--retries",
-    type=click.IntRange(0, 100),
-    default=5,
-    show_default=True,
-    show_envvar=True,
-    help="Retries of one range in a row before its file fails.",
-)
-@click.option(
     "--connect-timeout",
     type=FiniteFloatRange(0.1),
     default=15.0,
     show_default=True,
     show_envvar=True,
     help="Seconds to connect.",
-)
-@click.option(
-    "--stall-timeout",
-    type=FiniteFloatRange(0.1),
-    default=30.0,
-    show_default=True,
-    show_envvar=True,
-    help="Abort a connection that sends no byte for this long.",
-)
-@click.option(
-    "--expiry-margin",
-    type=FiniteFloatRange(0),
-    default=60.0,
-    show_default=True,
-    show_envvar=True,
-    help="Renew links this many seconds before link_expired_time.",
-)
-@click.option(
-    "--limit-rate",
-    type=ByteRate(),
-    show_envvar=True,
-    help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
 )
 @click.option(
     "--preallocate/--no-preallocate",

@@ -292,3 +292,49 @@ def name_env_vars(group: click.Group) -> dict[str, str]:
             param.envvar = names[0] if len(names) == 1 else names
             param.show_envvar = True
     return renamed
+
+
+# --------------------------------------------------------------------------- shared options
+# Declared once, applied by every command that takes them (each use makes its own Option).
+
+links_file_option = click.option(
+    "--links-file",
+    type=NonEmptyPath(allow_dash=True, dir_okay=False),
+    show_envvar=True,
+    help="Use a saved backup-files answer (JSON; - for stdin) instead of the API. "
+    "Links cannot be renewed then.",
+)
+stall_timeout_option = click.option(
+    "--stall-timeout",
+    type=FiniteFloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    show_envvar=True,
+    help="Abort a connection that sends no byte for this long.",
+)
+expiry_margin_option = click.option(
+    "--expiry-margin",
+    type=FiniteFloatRange(0),
+    default=60.0,
+    show_default=True,
+    show_envvar=True,
+    help="Renew links this many seconds before link_expired_time.",
+)
+limit_rate_option = click.option(
+    "--limit-rate",
+    type=ByteRate(),
+    show_envvar=True,
+    help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
+)
+
+
+def retries_option(fails: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--retries``; ``fails`` says what gives up once they are spent."""
+    return click.option(
+        "--retries",
+        type=click.IntRange(0, 100),
+        default=5,
+        show_default=True,
+        show_envvar=True,
+        help=f"Retries of one range in a row before {fails}.",
+    )
