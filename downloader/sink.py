@@ -42,7 +42,26 @@ class Sink(Protocol):
         ...
 
 
-class PartFileSink:
+class SlotSink:
+    """A sink for one scheduler slot: its range is the slot's, and it is live while the
+    slot is (subclasses say where the bytes go)."""
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+
+    @property
+    def pos(self) -> int:
+        return self.slot.pos
+
+    @property
+    def live(self) -> bool:
+        return not self.slot.stale
+
+    def reach(self) -> int | None:
+        return self.slot.end
+
+
+class PartFileSink(SlotSink):
     """One range of one file into its part file, at its offsets (an async context manager:
     the file is opened at the first write and closed on exit).
 
@@ -62,7 +81,7 @@ class PartFileSink:
         name: str,
         needed: Callable[[], int],
     ) -> None:
-        self.slot = slot
+        super().__init__(slot)
         self._part = part
         self._hasher = hasher
         self._landed = landed
@@ -72,17 +91,6 @@ class PartFileSink:
         self._fh: Any = None
         self._at = -1  # the open handle's position
         self._piece: Piece | None = None
-
-    @property
-    def pos(self) -> int:
-        return self.slot.pos
-
-    @property
-    def live(self) -> bool:
-        return not self.slot.stale
-
-    def reach(self) -> int | None:
-        return self.slot.end
 
     async def write(self, pos: int, data: memoryview) -> None:
         try:

@@ -41,6 +41,7 @@ from downloader.resolver import LinkResolver
 from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, RunStats
 from downloader.retry import Backoff
 from downloader.scheduler import Limits, PlanFile, Scheduler, Slot
+from downloader.sink import SlotSink
 from downloader.transfer import READ_SIZE, Policy, Transfer, fetch_range
 from downloader.window import Window
 
@@ -116,24 +117,13 @@ class StreamJob:
         self.crc64 = crc
 
 
-class WindowSink:
+class WindowSink(SlotSink):
     """One range's bytes into the window (waiting for room: the consumer sets the pace)."""
 
     def __init__(self, job: StreamJob, slot: Slot, reporter: Reporter) -> None:
+        super().__init__(slot)
         self.job = job
-        self.slot = slot
         self.reporter = reporter
-
-    @property
-    def pos(self) -> int:
-        return self.slot.pos
-
-    @property
-    def live(self) -> bool:
-        return not self.slot.stale
-
-    def reach(self) -> int | None:
-        return self.slot.end
 
     async def write(self, pos: int, data: memoryview) -> None:
         n = len(data)
