@@ -6,6 +6,7 @@ fetch fresh listings; this module owns what happens to the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import ssl as ssl_mod
@@ -195,7 +196,14 @@ async def run_download(
     reporter: Reporter,
     wait_lock: bool = False,
     engine_name: str | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> RunReport:
+    """Fetch ``listing``'s selected files into ``config.out_dir`` under its lock.
+
+    ``session``, when given, is shared with other runs (a chain's backups, a fleet's
+    instances): its connector's limit is then the one connection budget of them all, and
+    it stays open. Otherwise the run opens its own.
+    """
     started = time.monotonic()
     files = selection.apply(listing.files)
     if not listing.files:
@@ -227,7 +235,11 @@ async def run_download(
             files=[(f.name, f.size_kb * 1024) for f in files],
             total_bytes=total,
         )
-        async with make_session(transport, config.connections) as session:
+        async with contextlib.AsyncExitStack() as stack:
+            if session is None:
+                session = await stack.enter_async_context(
+                    make_session(transport, config.connections)
+                )
             engine = Engine(
                 config,
                 files,
