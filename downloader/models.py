@@ -42,3 +42,15 @@ class Backup:
     engine: str | None = None
     engine_version: str | None = None
     databases: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One entry of the instances list (``instances[]`` of ListInstances)."""
+
+    id: str
+    name: str
+    status: str
+    type: str  # Single | Ha | Replica | Enterprise
+    engine: str | None = None
+    engine_version: str | None = None

@@ -1,27 +1,23 @@
 #!/usr/bin/env bash
-# nightly-backup.sh - fetch the newest completed RDS backup of one instance, keep the last N.
+# nightly-backup.sh - the nightly mirror of RDS backups, from cron: `rds-backup sync` with a
+# log file, credentials from a 0600 env file, and a mail (cron's) only when something failed.
 #
 # What one run does:
-#   1. loads credentials from an env file (mode 0600, never on a command line);
-#   2. takes a non-blocking flock, so two runs never overlap (the second exits 5);
-#   3. asks the RDS API for the newest COMPLETED backup of the instance and names its folder
-#      after the backup's end time and id: <root>/<YYYYmmddTHHMMSSZ>_<backup-id>. The same
-#      backup always lands in the same folder, so a re-run resumes (or finds it done) instead
-#      of downloading it twice;
-#   4. downloads it (resumable; `rds-backup download` checks sizes, CRC-64 and MD5 and
-#      writes rds-backup-manifest.json only when every file is complete);
-#   5. only after that succeeded: keeps the newest NIGHTLY_KEEP folders that hold a manifest
-#      and deletes older ones. Folders without a manifest (interrupted or failed runs) are
-#      never deleted, and neither is the folder just written;
-#   6. exits with rds-backup's exit code (0 done, 1 some files failed, 2 usage, 3 auth/API,
-#      4 verification, 5 locked, 6 the backup root cannot take the files, 130/143
-#      interrupted).
+#   1. loads settings and credentials from an env file (mode 0600, never on a command line);
+#   2. runs `rds-backup sync`, which for each instance (RDS_BACKUP_INSTANCE_ID, or
+#      RDS_BACKUP_ALL_INSTANCES=1 for the whole project) fetches its newest COMPLETED backup
+#      into <root>/<instance-id>/<backup-id>/ (resumable; a complete folder is skipped
+#      without fetching a byte), then keeps the newest RDS_BACKUP_KEEP complete folders of
+#      each instance whose backups all arrived. sync holds a lock on the root: a second run
+#      exits 5 at once. One failing instance never stops the others;
+#   3. with NIGHTLY_VERIFY=1, re-reads each folder fetched tonight with `rds-backup verify`;
+#   4. exits with sync's code (0 every instance done, 1 some failed, 2 usage, 3 auth/API,
+#      5 another run holds the root, 130/143 interrupted), and on failure prints this run's
+#      log lines to stderr, which cron mails.
 #
-# Needs (Linux): bash, flock (util-linux), GNU coreutils and findutils, python3.
+# Needs (Linux): bash, GNU coreutils, python3 (to read sync's JSON report).
 #
-# All output is appended to NIGHTLY_LOG_FILE. A successful run prints nothing, so cron mails
-# nothing; a failed run also prints the tail of its log to stderr, which cron mails to
-# MAILTO. Example crontab (crontab -e, as the user owning the backup root):
+# Example crontab (crontab -e, as the user owning the backup root):
 #
 #   MAILTO=dba-team@example.com
 #   # m  h  dom mon dow  command
@@ -30,16 +26,15 @@
 # Settings (environment variables, or lines in the env file; defaults in brackets):
 #   NIGHTLY_ENV_FILE      env file to load [/etc/rds-backup/rds-backup.env]; it must be owned
 #                         by you or root and not readable by group/others (chmod 600). An
-#                         empty value loads nothing (systemd's EnvironmentFile= did it).
-#   NIGHTLY_INSTANCE_ID   RDS instance id (required)
-#   NIGHTLY_BACKUP_ROOT   folder holding one sub-folder per backup [/var/backups/rds]
-#   NIGHTLY_KEEP          complete backups to keep, >= 1 [7]
-#   NIGHTLY_BACKUP_TYPE   auto | manual | incremental | fragment [auto]
+#                         empty value loads nothing.
 #   NIGHTLY_LOG_FILE      log file, appended to [<root>/nightly-backup.log]
-#   NIGHTLY_LOCK_FILE     flock file [<root>/.nightly-backup.lock]
-#   NIGHTLY_VERIFY        1: re-read the downloaded files with `rds-backup verify` [0]
+#   NIGHTLY_VERIFY        1: re-read the folders fetched tonight with `rds-backup verify` [0]
 #   RDS_BACKUP_BIN        the rds-backup program [rds-backup, from PATH]
-# Read by rds-backup itself (see `rds-backup download --help` for all RDS_BACKUP_* options):
+# Read by rds-backup itself (every option of `rds-backup sync --help` has its variable):
+#   RDS_BACKUP_OUTPUT     the mirror's root [/var/backups/rds]
+#   RDS_BACKUP_INSTANCE_ID="id1 id2" or RDS_BACKUP_ALL_INSTANCES=1   what to mirror
+#   RDS_BACKUP_KEEP       complete backups to keep per instance [7]
+#   RDS_BACKUP_BACKUP_TYPE, RDS_BACKUP_METRICS_FILE, RDS_BACKUP_SHARD, RDS_BACKUP_LIMIT_RATE
 #   HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK   access key pair (or the other credential sources
 #                         listed by `rds-backup --help`)
 #   HUAWEICLOUD_SDK_REGION or RDS_BACKUP_REGION, e.g. ap-southeast-1
@@ -49,8 +44,8 @@
 # Try it against the simulator (no cloud account needed):
 #   rds-backup simulate --port 8700 &
 #   export RDS_BACKUP_ENDPOINT=http://127.0.0.1:8700 HUAWEICLOUD_SDK_AK=... (printed by simulate)
-#   NIGHTLY_ENV_FILE= NIGHTLY_INSTANCE_ID=f275a18b123fea3474caa1d0cf2903dcin01 \
-#     NIGHTLY_BACKUP_ROOT=/tmp/rds-nightly ./nightly-backup.sh; echo "exit $?"
+#   NIGHTLY_ENV_FILE= RDS_BACKUP_ALL_INSTANCES=1 RDS_BACKUP_OUTPUT=/tmp/rds-nightly \
+#     ./nightly-backup.sh; echo "exit $?"
 
 set -euo pipefail
 umask 077
@@ -83,27 +78,21 @@ if [[ -n $env_file ]]; then
     fi
 fi
 
-instance=${NIGHTLY_INSTANCE_ID:-}
-root=${NIGHTLY_BACKUP_ROOT:-/var/backups/rds}
-keep=${NIGHTLY_KEEP:-7}
-backup_type=${NIGHTLY_BACKUP_TYPE:-auto}
+export RDS_BACKUP_OUTPUT=${RDS_BACKUP_OUTPUT:-/var/backups/rds}
+export RDS_BACKUP_KEEP=${RDS_BACKUP_KEEP:-7}
+root=${RDS_BACKUP_OUTPUT%/}
 log_file=${NIGHTLY_LOG_FILE:-$root/nightly-backup.log}
-lock_file=${NIGHTLY_LOCK_FILE:-$root/.nightly-backup.lock}
 verify=${NIGHTLY_VERIFY:-0}
 rds_backup=${RDS_BACKUP_BIN:-rds-backup}
 
-[[ -n $instance ]] || die 2 "set NIGHTLY_INSTANCE_ID to the RDS instance id"
-[[ $keep =~ ^[1-9][0-9]*$ ]] || die 2 "NIGHTLY_KEEP must be a whole number >= 1, not '$keep'"
-case $backup_type in
-    auto | manual | incremental | fragment) ;;
-    *) die 2 "NIGHTLY_BACKUP_TYPE must be auto, manual, incremental or fragment" ;;
-esac
-root=${root%/}
-[[ -n $root && $root == /* ]] || die 2 "NIGHTLY_BACKUP_ROOT must be an absolute path"
+if [[ -z ${RDS_BACKUP_INSTANCE_ID:-} && ${RDS_BACKUP_ALL_INSTANCES:-0} != 1 ]]; then
+    die 2 "set RDS_BACKUP_INSTANCE_ID (one or more ids) or RDS_BACKUP_ALL_INSTANCES=1"
+fi
+[[ -n $root && $root == /* ]] || die 2 "RDS_BACKUP_OUTPUT must be an absolute path"
 command -v "$rds_backup" >/dev/null || die 2 "cannot run '$rds_backup' (set RDS_BACKUP_BIN)"
 command -v python3 >/dev/null || die 2 "python3 is needed to read rds-backup's JSON"
 
-mkdir -p -- "$root" "$(dirname -- "$log_file")" "$(dirname -- "$lock_file")"
+mkdir -p -- "$root" "$(dirname -- "$log_file")"
 touch -- "$log_file"
 log_start=$(stat -c %s -- "$log_file") # this run's lines start at this byte
 
@@ -118,8 +107,8 @@ finish() { # finish CODE: log it; on failure show this run's log on stderr for c
     else
         log "FAILED (exit $code)"
         {
-            printf '%s: backup of instance %s FAILED with exit code %d.\n' \
-                "$prog" "$instance" "$code"
+            printf '%s: the backup mirror in %s FAILED with exit code %d.\n' \
+                "$prog" "$root" "$code"
             printf 'Last lines of this run (full log: %s):\n\n' "$log_file"
             tail -c "+$((log_start + 1))" -- "$log_file" | tail -n 60
         } >&2
@@ -127,78 +116,42 @@ finish() { # finish CODE: log it; on failure show this run's log on stderr for c
     exit "$code"
 }
 
-# --- one run at a time ----------------------------------------------------------------------
+log "start: mirror into $root (keep $RDS_BACKUP_KEEP per instance)"
 
-exec 9>>"$lock_file"
-if ! flock -n 9; then
-    log "another run holds $lock_file; not starting a second one"
-    die 5 "another run holds $lock_file (still running?); this run did nothing"
-fi
-# fd 9 stays open in rds-backup too: the lock lasts until every child has exited.
-
-log "start: instance $instance, newest COMPLETED $backup_type backup into $root (keep $keep)"
-
-# --- which backup -------------------------------------------------------------------------
+# --- the mirror -----------------------------------------------------------------------------
 
 rc=0
-listing=$("$rds_backup" --log-format text backups --instance-id "$instance" \
-    --backup-type "$backup_type" --status COMPLETED --json 2>>"$log_file") || rc=$?
-if (( rc != 0 )); then
-    log "could not list the backups of $instance"
-    finish "$rc"
-fi
-# The list is newest first; the folder name sorts by the backup's end time (UTC).
-chosen=$(python3 -c '
+report=$("$rds_backup" --log-format text sync --progress log --json 2>>"$log_file") || rc=$?
+
+# One line per instance for the log, and the folders fetched tonight (for verify).
+fetched=()
+if [[ -n $report ]]; then
+    while IFS=$'\t' read -r kind text; do
+        case $kind in
+            line) log "$text" ;;
+            folder) fetched+=("$text") ;;
+        esac
+    done < <(python3 -c '
 import json, sys
-from datetime import timezone, datetime
-for b in json.load(sys.stdin):
-    if b.get("end_time") and b["status"].upper() == "COMPLETED":
-        end = datetime.fromisoformat(b["end_time"]).astimezone(timezone.utc)
-        print(b["id"], end.strftime("%Y%m%dT%H%M%SZ"))
-        break
-' <<<"$listing") || { log "could not read the backup list"; finish 3; }
-if [[ -z $chosen ]]; then
-    log "instance $instance has no COMPLETED $backup_type backup"
-    finish 3
+report = json.load(sys.stdin)
+root = sys.argv[1]
+for i in report["instances"]:
+    got = [b["backup_id"] for b in i["fetched"]]
+    state = "ok" if i["ok"] else "FAILED: " + "; ".join(
+        [i["error"]] if i["error"] else [b["backup_id"] + ": " + (b["error"] or "") for b in i["failed"]]
+    )
+    print("line\tinstance %s: %s; fetched %s; skipped %s; removed %s" % (
+        i["instance_id"], state, " ".join(got) or "-", " ".join(i["skipped"]) or "-",
+        " ".join(i["removed"]) or "-"))
+    for b in got:
+        print("folder\t%s/%s/%s" % (root, i["instance_id"], b))
+' "$root" <<<"$report") || { log "could not read sync's report"; (( rc )) || rc=1; }
 fi
-read -r backup_id stamp <<<"$chosen"
-[[ $backup_id =~ ^[0-9A-Za-z]+$ ]] || { log "unexpected backup id '$backup_id'"; finish 3; }
-folder="${stamp}_${backup_id}"
-dest="$root/$folder"
-log "newest backup: $backup_id, into $dest"
 
-# --- download (and verify) ------------------------------------------------------------------
-
-"$rds_backup" --log-format text download "$backup_id" -o "$dest" --progress log \
-    >>"$log_file" 2>&1 || rc=$?
 if (( rc == 0 )) && [[ $verify == 1 ]]; then
-    "$rds_backup" --log-format text verify "$dest" >>"$log_file" 2>&1 || rc=$?
-fi
-if (( rc != 0 )); then
-    log "download of $backup_id did not complete; nothing deleted (re-run to resume)"
-    finish "$rc"
-fi
-if [[ ! -f $dest/rds-backup-manifest.json ]]; then
-    log "rds-backup exited 0 but $dest has no manifest; nothing deleted"
-    finish 4
+    for folder in "${fetched[@]}"; do
+        "$rds_backup" --log-format text verify "$folder" >>"$log_file" 2>&1 || rc=$?
+    done
 fi
 
-# --- retention: only after a complete download ----------------------------------------------
-
-complete=() # folder names this script made, holding a manifest, newest first
-while IFS= read -r name; do
-    if [[ -f $root/$name/rds-backup-manifest.json ]]; then
-        complete+=("$name")
-    else
-        log "keeping $root/$name: no manifest (an unfinished download; remove it by hand)"
-    fi
-done < <(find "$root" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
-    -regex '.*/[0-9]{8}T[0-9]{6}Z_[0-9A-Za-z]+' -printf '%f\n' | LC_ALL=C sort -r)
-
-for name in "${complete[@]:keep}"; do
-    [[ $name == "$folder" ]] && continue # never the folder just written
-    log "retention: removing $root/$name (keeping the newest $keep)"
-    rm -rf -- "${root:?}/${name:?}"
-done
-
-finish 0
+finish "$rc"

@@ -1,4 +1,5 @@
-"""The RDS API over a caller-provided ``aiohttp.ClientSession``: backup-files and backups.
+"""The RDS API over a caller-provided ``aiohttp.ClientSession``: backup-files, backups and
+instances.
 
 Every request: ``Content-Type: application/json`` (mandatory per the API docs), auth headers
 from an :class:`~downloader.api.auth.Auth`, a URL whose query is exactly the signed canonical
@@ -26,12 +27,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import aiohttp
 
 from downloader.api.auth import Auth
 from downloader.api.budget import ApiBudget
-from downloader.api.parse import parse_backup_files, parse_backups, parse_error
+from downloader.api.parse import parse_backup_files, parse_backups, parse_error, parse_instances
 from downloader.api.transport import DEFAULT_TIMEOUT, Answer, ApiTransport, SslArg
 from downloader.api.unavailable import NO_FILES_CODES, backup_unavailable
 from downloader.errors import (
@@ -45,12 +47,14 @@ from downloader.errors import (
     UsageError,
 )
 from downloader.httpdates import http_date, retry_after_seconds
-from downloader.models import Backup, FileListing
+from downloader.models import Backup, FileListing, Instance
 from downloader.netmap import nobody_there
 from downloader.retry import Backoff
 from downloader.safejson import load_json
 
 log = logging.getLogger("rds_backup.api.client")
+
+_Listed = TypeVar("_Listed", Backup, Instance)  # what a paged listing holds
 
 PAGE_LIMIT = 100  # the API's maximum page size (facts §2)
 MAX_PAGES = 1000  # a server that never reaches total_count must not page forever
@@ -166,13 +170,30 @@ class RdsClient:
             base.append(("status", status))
         if begin_time is not None and end_time is not None:
             base += [("begin_time", _format_time(begin_time)), ("end_time", _format_time(end_time))]
-        found: dict[str, Backup] = {}
+        return await self._all_pages("backups", base, parse_backups, PAGE_LIMIT)
+
+    async def list_instances(self, *, page_size: int = PAGE_LIMIT) -> list[Instance]:
+        """All pages of ``GET /v3/{project_id}/instances`` (offset/limit until total_count;
+        ``page_size`` at most 100, the API's maximum)."""
+        if not 1 <= page_size <= PAGE_LIMIT:
+            raise UsageError(f"page size {page_size} is not within 1..{PAGE_LIMIT}")
+        return await self._all_pages("instances", [], parse_instances, page_size)
+
+    async def _all_pages(
+        self,
+        resource: str,
+        base: list[tuple[str, str]],
+        parse: Callable[[object], tuple[list[_Listed], int]],
+        page_size: int,
+    ) -> list[_Listed]:
+        """Every page of a listing (offset/limit until total_count), each item once."""
+        found: dict[str, _Listed] = {}
         offset = 0
         for _ in range(MAX_PAGES):
-            query = [*base, ("offset", str(offset)), ("limit", str(PAGE_LIMIT))]
-            page, total = parse_backups(self._json(await self._call("GET", "backups", query)))
-            for backup in page:
-                found.setdefault(backup.id, backup)  # the list may shift while we page
+            query = [*base, ("offset", str(offset)), ("limit", str(page_size))]
+            page, total = parse(self._json(await self._call("GET", resource, query)))
+            for item in page:
+                found.setdefault(item.id, item)  # the list may shift while we page
             offset += len(page)
             if not page or offset >= total:
                 break

@@ -28,7 +28,7 @@ from downloader.errors import (
     ResponseFormatError,
     UsageError,
 )
-from downloader.models import Backup, BackupFile, FileListing
+from downloader.models import Backup, BackupFile, FileListing, Instance
 from downloader.safejson import load_json
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
@@ -245,6 +245,40 @@ def parse_backups(obj: object) -> tuple[list[Backup], int]:
     else:
         total = len(backups)
     return backups, total
+
+
+def parse_instance(obj: object, where: str = "instance") -> Instance:
+    """One ``instances[]`` entry of the ListInstances answer."""
+    entry = _obj(obj, where)
+    engine: str | None = None
+    engine_version: str | None = None
+    datastore = entry.get("datastore")
+    if datastore is not None:
+        ds = _obj(datastore, f"{where}.datastore")
+        engine = _opt_str(ds, "type", f"{where}.datastore.type") or None
+        engine_version = _opt_str(ds, "version", f"{where}.datastore.version") or None
+    return Instance(
+        id=_str(entry, "id", f"{where}.id", nonempty=True),
+        name=_opt_str(entry, "name", f"{where}.name") or "",
+        status=_opt_str(entry, "status", f"{where}.status") or "",
+        type=_opt_str(entry, "type", f"{where}.type") or "",
+        engine=engine,
+        engine_version=engine_version,
+    )
+
+
+def parse_instances(obj: object) -> tuple[list[Instance], int]:
+    """Validate one page of ``GET /v3/{project_id}/instances``: (instances, total_count)."""
+    root = _obj(obj, "response")
+    if "instances" not in root:
+        raise ResponseFormatError("instances", "missing")
+    items = _list(root["instances"], "instances")
+    instances = [parse_instance(item, f"instances[{i}]") for i, item in enumerate(items)]
+    if "total_count" in root:
+        total = _size(root, "total_count", "total_count", required=True)
+    else:
+        total = len(instances)
+    return instances, total
 
 
 # ---------------------------------------------------------------------------------- errors

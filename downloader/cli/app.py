@@ -15,6 +15,7 @@ from .cmd_cat import cat
 from .cmd_download import download
 from .cmd_listing import backups, files
 from .cmd_sim import demo, simulate
+from .cmd_sync import sync
 from .cmd_verify import verify
 from .options import Globals, name_env_vars
 
@@ -62,7 +63,7 @@ def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"], qu
             log.warning("%s is the old name of %s: rename it (the old name still works)", old, new)
 
 
-for _command in (download, cat, files, backups, verify, simulate, demo):
+for _command in (download, sync, cat, files, backups, verify, simulate, demo):
     cli.add_command(_command)
 # Each option's variable is set explicitly (click's auto_envvar_prefix would name them after
 # the command and the Python parameter, RDS_BACKUP_DOWNLOAD_DATABASES, not as documented).

@@ -1,4 +1,5 @@
-"""The simulated RDS v3 API (ListBackups, ShowBackupDownloadLink) and IAM token endpoint.
+"""The simulated RDS v3 API (ListBackups, ShowBackupDownloadLink; ListInstances in
+``instances.py``) and IAM token endpoint.
 
 Auth is checked the way Huawei's API gateway does it (facts §3, §4): an ``SDK-HMAC-SHA256``
 signature recomputed from the request as received, ``X-Sdk-Date`` within 15 minutes, more than
@@ -77,6 +78,9 @@ class ApiHandlers:
         app.router.add_route("POST", "/v3/auth/tokens", self.iam_tokens)
         app.router.add_route("GET", "/v3/{project_id}/backup-files", self.backup_files)
         app.router.add_route("GET", "/v3/{project_id}/backups", self.list_backups)
+        from downloader.sim.instances import InstancesRoute  # it builds on this module
+
+        app.router.add_route("GET", "/v3/{project_id}/instances", InstancesRoute(self).handle)
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ class Stats:
     api_calls: int = 0  # every RDS API call, whatever the answer
     backup_files_calls: int = 0
     backups_list_calls: int = 0
+    instances_list_calls: int = 0
     iam_calls: int = 0
     api_status_counts: dict[int, int] = field(default_factory=dict)
     auth_failures: int = 0  # 401s from the RDS API, all causes

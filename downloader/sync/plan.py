@@ -1,0 +1,179 @@
+"""What a ``sync`` run decides, as pure functions: which instances are this machine's shard,
+which backups of an instance to mirror, which folders retention removes, and the exit code.
+
+Nothing here touches the network or the disk; :mod:`downloader.sync.run` does the I/O
+around these decisions, and :mod:`downloader.sync.folders` gathers what they look at.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from downloader.errors import UsageError
+from downloader.models import Backup
+from downloader.storage import NAME_MAX
+from downloader.textfmt import unsafe_char
+
+__all__ = [
+    "Folder",
+    "Shard",
+    "folder_name_problem",
+    "in_shard",
+    "parse_shard",
+    "pick_targets",
+    "retention",
+    "run_exit_code",
+    "shard_of",
+]
+
+_SHARD_RE = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1 <= index <= count), as ``--shard K/N`` gives it."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise UsageError(f"shard {self.index}/{self.count}: K must be within 1..N")
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``"2/5"`` -> ``Shard(2, 5)``; anything else is a one-line usage error."""
+    m = _SHARD_RE.fullmatch(text)
+    if m is None:
+        raise UsageError(f"expected K/N, such as 2/5 (1 <= K <= N), not {text!r}")
+    index, count = int(m[1]), int(m[2])
+    if not 1 <= index <= count:
+        raise UsageError(f"{text.strip()}: K must be within 1..N (1 <= K <= N)")
+    return Shard(index, count)
+
+
+def shard_of(instance_id: str, count: int) -> int:
+    """The shard (1..count) an instance belongs to: ``crc32(id) % count + 1``.
+
+    CRC-32 of the id's UTF-8 bytes is the same on every machine and every Python (unlike
+    ``hash()``), so N machines split a fleet with no coordination, each instance exactly once.
+    """
+    return zlib.crc32(instance_id.encode("utf-8", "surrogatepass")) % count + 1
+
+
+def in_shard(instance_id: str, shard: Shard | None) -> bool:
+    """Whether ``instance_id`` is this machine's (always, without ``--shard``)."""
+    return shard is None or shard_of(instance_id, shard.count) == shard.index
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` (an instance or backup id, from the command line or the API) cannot be
+    one folder directly under its parent, or None when it can.
+
+    Refused: empty, ``.``/``..``, a slash or backslash, a leading dot (it would hide, or be
+    the state folder ``.rds-backup``), a control or bidirectional character, more than
+    NAME_MAX bytes.
+    """
+    if not name or not name.strip():
+        return "it is empty"
+    if "/" in name or "\\" in name:
+        return "it holds a slash"
+    if name.startswith("."):
+        return "it starts with a dot"
+    bad = unsafe_char(name)
+    if bad is not None:
+        return f"it holds the character U+{ord(bad):04X}"
+    if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
+        return f"it is longer than {NAME_MAX} bytes"
+    return None
+
+
+def pick_targets(backups: Iterable[Backup], types: Sequence[str]) -> list[Backup]:
+    """The backups to mirror: for each type in ``types`` (in that order), the COMPLETED one
+    with the newest end time (ties: newest begin time, then id). A type with none adds none.
+
+    The list's order and its status filter are not to be trusted (the API honours the
+    filter for SQL Server only), so both are done here.
+    """
+    done = [b for b in backups if b.status.upper() == "COMPLETED" and b.end_time is not None]
+    out: list[Backup] = []
+    for kind in dict.fromkeys(types):
+        of_kind = [b for b in done if b.type == kind]
+        if of_kind:
+            out.append(max(of_kind, key=_newness))
+    return out
+
+
+def _newness(b: Backup) -> tuple[datetime, datetime, str]:
+    assert b.end_time is not None
+    return (b.end_time, b.begin_time or b.end_time, b.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """One entry directly under ``ROOT/<instance_id>/``, as retention needs to see it.
+
+    ``real_dir``: a folder, not a link or a file. ``manifest_id``: the backup id in the
+    manifest the tool wrote there (None: no readable manifest). ``when``: the backup's end
+    time (from the API or the sync's record of it), else when its manifest was written;
+    None when neither is known.
+    """
+
+    name: str
+    real_dir: bool
+    manifest_id: str | None
+    when: datetime | None
+
+    @property
+    def complete(self) -> bool:
+        """A finished backup of the tool's: the manifest names this very folder's backup."""
+        return (
+            self.real_dir
+            and self.manifest_id == self.name
+            and self.when is not None
+            and folder_name_problem(self.name) is None
+        )
+
+
+def retention(
+    folders: Iterable[Folder],
+    *,
+    keep: int | None,
+    protected: Collection[str] = (),
+    instance_failed: bool = False,
+) -> list[str]:
+    """The folder names to remove so that the newest ``keep`` complete folders remain.
+
+    Only complete folders (:attr:`Folder.complete`) are ever named, newest first by
+    ``(when, name)``; never one in ``protected`` (this run's targets, and backups that failed
+    in it); nothing at all when ``keep`` is None (keep everything) or the instance failed in
+    this run. Returned oldest first.
+    """
+    if keep is None or instance_failed:
+        return []
+    if keep < 1:
+        raise UsageError("--keep must be at least 1")
+    complete = sorted(
+        (f for f in folders if f.complete),
+        key=lambda f: (f.when, f.name),
+        reverse=True,
+    )
+    beyond = [f.name for f in complete[keep:] if f.name not in protected]
+    return beyond[::-1]
+
+
+def run_exit_code(*, succeeded: int, failed: int, auth_failed: int) -> int:
+    """0 when every instance succeeded; 3 when every instance failed because the API
+    refused the credentials (nothing can work until they are fixed); 1 otherwise."""
+    if failed == 0:
+        return 0
+    if succeeded == 0 and auth_failed == failed:
+        return 3
+    return 1
