@@ -168,13 +168,22 @@ class RunReport:
         }
 
 
-def make_session(transport: TransportConfig, connections: int) -> aiohttp.ClientSession:
-    """The object-store session: no API credentials, no compression, one pool."""
+def make_session(
+    transport: TransportConfig, connections: int, *, shared: bool = False
+) -> aiohttp.ClientSession:
+    """The object-store session: no API credentials, no compression, one pool.
+
+    ``shared``: for runs at once on one pool, whose connections may wait for a free one;
+    only the connecting itself is then timed, not that wait."""
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, ssl=transport.ssl, enable_cleanup_closed=True
     )
+    limit = transport.connect_timeout
     timeout = aiohttp.ClientTimeout(
-        total=None, connect=transport.connect_timeout, sock_read=transport.stall_timeout
+        total=None,
+        connect=None if shared else limit,
+        sock_connect=limit if shared else None,
+        sock_read=transport.stall_timeout,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -211,6 +220,10 @@ async def run_download(
     if not files:
         raise NothingSelectedError(selection.why_nothing(listing.files))
     layout = storage.Layout(config.out_dir)
+    from downloader.chainrun import held_chain  # it builds on this module
+
+    if held_chain(layout):  # a chain's folder: refused before anything is added to it
+        _refuse_another_backup(layout, config.backup_id)
     # Names that cannot all be placed (``a`` and ``a/b``, too long) fail now, not after.
     storage.check_names(layout.root, [f.name for f in files])
     for f in files:
@@ -293,7 +306,9 @@ async def run_download(
 def folder_backups(layout: storage.Layout) -> set[str]:
     """The backups an output folder holds: the one its manifest names, and those its journal
     records name (a download not finished yet has no manifest)."""
-    held = Journal(layout).backup_ids()
+    from downloader.chainrun import held_chain  # it builds on this module
+
+    held = Journal(layout).backup_ids() | held_chain(layout)
     try:
         manifest = load_manifest(layout.manifest)
     except UntrustedFolderError:
@@ -317,6 +332,8 @@ def _refuse_another_backup(layout: storage.Layout, backup_id: str) -> None:
     def said(bid: str) -> str:
         if bid == LINKS_FILE_ID:
             return "a --links-file download given no BACKUP_ID"
+        if bid.startswith("chain:"):
+            return f"a point-in-time chain ({bid[6:160]}, download --to-time)"
         return f"backup {bid[:100]}"
 
     if backup_id == LINKS_FILE_ID:

@@ -28,6 +28,7 @@
     ├── VerificationError               exit 4  bytes arrived but do not verify
     ├── StorageError                    exit 6  the output folder: ENOSPC, EROFS, EACCES, EIO
     ├── ConsumerGoneError               exit 1  a stream's reader closed the pipe
+    ├── ChainUnreachableError           exit 1  no chain of backups reaches a point in time
     ├── LockHeldError                   exit 5  another run holds the output folder
     │   └── DownloadRunningError                ``verify`` while a download holds it
     └── Interrupted                     exit 130 (SIGINT) / 143 (SIGTERM)
@@ -36,6 +37,8 @@ Only the CLI turns these into words and exit codes.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class RdsBackupError(Exception):
@@ -266,6 +269,50 @@ class StorageError(RdsBackupError):
 
 class ConsumerGoneError(RdsBackupError):
     """The process reading ``rds-backup cat``'s output closed the pipe (EPIPE)."""
+
+
+class ChainUnreachableError(RdsBackupError):
+    """No chain of COMPLETED backups restores ``instance_id`` to ``to_time``. ``reason``:
+    ``no_full`` (no full backup ends by then; ``gap_to`` is the end of the earliest full,
+    if any), ``gap`` (no incremental covers ``gap_from`` to ``gap_to``) or ``not_yet`` (the
+    incrementals end at ``gap_from``). ``reachable`` is the newest moment that can be
+    restored to, at or before ``to_time`` (None: none)."""
+
+    def __init__(
+        self,
+        instance_id: str,
+        to_time: datetime,
+        *,
+        reason: str,
+        gap_from: datetime | None,
+        gap_to: datetime | None,
+        reachable: datetime | None,
+    ) -> None:
+        def iso(when: datetime | None) -> str:
+            return when.isoformat() if when else "?"
+
+        head = f"cannot restore instance {instance_id} to {to_time.isoformat()}"
+        if reason == "no_full":
+            why = "no COMPLETED full backup (auto or manual) ends at or before it"
+            if gap_to is not None:
+                why += f"; the earliest moment that can be restored is {iso(gap_to)}"
+        elif reason == "gap":
+            why = (
+                f"no COMPLETED incremental backup covers {iso(gap_from)} to {iso(gap_to)} "
+                f"(a gap); the newest moment that can be reached is {iso(reachable)}"
+            )
+        else:
+            why = (
+                f"no COMPLETED incremental backup reaches it yet (they end at {iso(gap_from)}); "
+                f"the newest moment that can be reached is {iso(reachable)}"
+            )
+        super().__init__(f"{head}: {why}; nothing was fetched")
+        self.instance_id = instance_id
+        self.to_time = to_time
+        self.reason = reason
+        self.gap_from = gap_from
+        self.gap_to = gap_to
+        self.reachable = reachable
 
 
 class LockHeldError(RdsBackupError):

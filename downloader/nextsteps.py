@@ -14,9 +14,10 @@ import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["engine_family", "next_steps"]
+__all__ = ["chain_steps", "engine_family", "next_steps"]
 
 Family = Literal["mysql", "postgresql", "sqlserver"]
 Kind = Literal[
@@ -300,3 +301,93 @@ def next_steps(
             "engine (RDS documentation: restoring from a backup file)."
         )
     return lines
+
+
+def _names_glob(out_dir: str, names: Sequence[str]) -> str:
+    """One shell word for the incrementals' files in folder order (a glob sorts, and the
+    folders' numbers are zero-padded), or "" (no common start: * would take the manifests)."""
+    if not names:
+        return ""
+    head = _common_start(names)
+    tail = _common_start([n[len(head) :][::-1] for n in names])[::-1]
+    if not head:
+        return ""
+    return f"{_sh(out_dir)}/*-incremental-*/{_sh(head)}*{_sh(tail) if tail else ''}"
+
+
+def chain_steps(
+    engine: str | None,
+    backups: Sequence[tuple[str, Sequence[str]]],
+    to_time: datetime,
+    out_dir: str,
+    *,
+    databases: Mapping[str, str | None] | None = None,
+) -> list[str]:
+    """How to restore a point-in-time chain downloaded into ``out_dir``: ``backups`` are
+    ``(folder, file names)`` in chain order, the full backup first; ``databases`` maps a
+    file's path in ``out_dir`` (``folder/name``) to its SQL Server database."""
+    if not backups:
+        return []
+    out_dir = os.path.abspath(out_dir or ".")
+    family = engine_family(engine)
+    (full_folder, full_names), incs = backups[0], backups[1:]
+    fulls = [posixpath.join(out_dir, full_folder, n) for n in sorted(full_names)]
+    inc_paths = [posixpath.join(out_dir, f, n) for f, names in incs for n in sorted(names)]
+    inc_names = [n for _, names in incs for n in names]
+    every = _names_glob(out_dir, inc_names) or " ".join(_sh(p) for p in inc_paths)
+    utc = to_time.astimezone(UTC)
+    head = f"Point-in-time restore to {to_time.isoformat()}: the full backup, then "
+    if family == "mysql":
+        return [
+            head + "the binlogs in folder order:",
+            *_mysql_full(fulls),
+            "  cat $D/xtrabackup_binlog_info   # the binlog file and position the full ends at",
+            "  then replay the binlogs from that file (drop those before it) and position, in "
+            "one mysqlbinlog:",
+            f"  TZ=UTC mysqlbinlog --start-position=POS --stop-datetime='{utc:%Y-%m-%d %H:%M:%S}'"
+            f" {every} | mysql -u root -p",
+            "  (mysqlbinlog reads --stop-datetime in its machine's time zone: TZ=UTC makes it "
+            f"UTC, and {to_time.isoformat()} is {utc:%H:%M:%S} UTC)",
+        ]
+    if family == "postgresql":
+        lines = [head + "the incrementals (WAL) replayed up to it:"]
+        for path in fulls:
+            lines += _pg_full(path)[:3]
+        compressed = all(n.lower().endswith(".gz") for n in inc_names)
+        restore = f"gunzip -c {PG_WAL_DIR}/%f.gz > %p" if compressed else f"cp {PG_WAL_DIR}/%f %p"
+        return [
+            *lines,
+            f"  mkdir -p {PG_WAL_DIR} && cp {every} {PG_WAL_DIR}/",
+            f"  postgresql.conf: restore_command = '{restore}'",
+            f"    recovery_target_time = '{to_time.isoformat(sep=' ')}'  (its offset is kept: "
+            "any server time zone)",
+            "    recovery_target_action = 'promote'",
+            f"  touch {PG_DIR}/recovery.signal; pg_ctl -D {PG_DIR} start  (replays to it, "
+            "then promotes)",
+        ]
+    if family == "sqlserver":
+        db_of = databases or {}
+
+        def db(path: str) -> str:
+            return db_of.get(posixpath.relpath(path, out_dir)) or "<database>"
+
+        stop = f"{to_time:%Y-%m-%dT%H:%M:%S}"
+        full_sql = "RESTORE DATABASE {} FROM DISK = {} WITH NORECOVERY"
+        log_sql = "RESTORE LOG {} FROM DISK = {} WITH NORECOVERY, STOPAT = '" + stop + "'"
+        return [
+            head + "each log backup in folder order, stopping at it. STOPAT is in the source "
+            f"instance's time zone (its commit times): {stop} is at UTC{to_time:%z}; convert "
+            "it if that instance's zone differs:",
+            *(_sqlcmd(full_sql.format(_tsql_name(db(p)), _tsql_str(p))) for p in fulls),
+            *(_sqlcmd(log_sql.format(_tsql_name(db(p)), _tsql_str(p))) for p in inc_paths),
+            *(
+                _sqlcmd(f"RESTORE DATABASE {_tsql_name(n)} WITH RECOVERY")
+                for n in sorted({db(p) for p in fulls})
+            ),
+        ]
+    return [
+        head + "the incrementals in folder order:",
+        f"  restore {posixpath.join(out_dir, full_folder)} with the engine's tools, then apply "
+        f"the backups of {posixpath.join(out_dir, '*-incremental-*')} in order up to "
+        f"{to_time.isoformat()}",
+    ]

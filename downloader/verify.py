@@ -2,6 +2,11 @@
 
 The manifest is written last, atomically, and only when every selected file has verified;
 its presence is what a nightly job (and ``rds-backup verify``) trusts.
+
+A point-in-time chain's folder has one manifest of its own (``"kind": "chain"``): the
+chain's backups in restore order, and every file of their folders under its path in the
+folder (``02-incremental-<id>/mysql-bin.000123``), with the size and checksums of each.
+A reader that knows nothing of chains still checks every file from its ``files``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from downloader import __version__, storage
+from downloader.chain import FOLDER_RE, Chain, ChainLink, utc_text
 from downloader.digest import crc64_from_json, crc64_hex
 from downloader.errors import UsageError
 from downloader.hashing import hash_file
@@ -58,6 +64,50 @@ def build_manifest(
             }
             for r in sorted(records, key=lambda r: r.name)
         ],
+    }
+
+
+CHAIN_KIND = "chain"
+
+
+def build_chain_manifest(
+    chain: Chain, subs: Sequence[tuple[ChainLink, dict[str, Any]]]
+) -> dict[str, Any]:
+    """The chain folder's manifest from each backup folder's own (``subs``, in chain order):
+    the chain in order (id, type, begin, end, its files' names), and every file's entry
+    under its path in the chain folder."""
+    files: list[dict[str, Any]] = []
+    backups = []
+    for link, sub in subs:
+        names = []
+        for entry in sub["files"]:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                names.append(entry["name"])
+                files.append({**entry, "name": f"{link.folder}/{entry['name']}"})
+        b = link.backup
+        backups.append(
+            {
+                "position": link.position,
+                "folder": link.folder,
+                "backup_id": b.id,
+                "type": b.type,
+                "begin_time": b.begin_time.isoformat() if b.begin_time else None,
+                "end_time": b.end_time.isoformat() if b.end_time else None,
+                "files": names,
+            }
+        )
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "kind": CHAIN_KIND,
+        "tool": f"rds-backup {__version__}",
+        "backup_id": chain.id,
+        "instance_id": chain.instance_id,
+        "engine": chain.engine,
+        "to_time": chain.to_time.isoformat(),
+        "to_time_utc": utc_text(chain.to_time),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "chain": backups,
+        "files": files,
     }
 
 
@@ -129,15 +179,26 @@ def _verify_entries(
     layout: storage.Layout, progress: Callable[[str, int], None] | None
 ) -> tuple[dict[str, Any], list[Check]]:
     manifest = load_manifest(layout.manifest)
+    if manifest.get("kind") == CHAIN_KIND:
+        return manifest, _verify_chain(layout, manifest, progress)
+    return manifest, _check_entries(layout, manifest["files"], progress)
+
+
+def _check_entries(
+    layout: storage.Layout,
+    entries: Sequence[object],
+    progress: Callable[[str, int], None] | None,
+    where: str = "files",
+) -> list[Check]:
     checks = []
-    for i, entry in enumerate(manifest["files"]):
+    for i, entry in enumerate(entries):
         # Named by position where the entry gives no usable name (a tampered manifest).
         if not isinstance(entry, dict):
-            checks.append(Check(f"files[{i}]", False, "manifest entry is not an object"))
+            checks.append(Check(f"{where}[{i}]", False, "manifest entry is not an object"))
             continue
         name = entry.get("name")
         if not isinstance(name, str):
-            checks.append(Check(f"files[{i}]", False, "manifest entry without a name"))
+            checks.append(Check(f"{where}[{i}]", False, "manifest entry without a name"))
             continue
         try:
             path = layout.final(name)
@@ -146,7 +207,70 @@ def _verify_entries(
             continue
         check = _check_file(path, name, entry, progress)
         checks.append(replace(check, integrity=entry_integrity(entry)))
-    return manifest, checks
+    return checks
+
+
+def _verify_chain(
+    layout: storage.Layout, manifest: dict[str, Any], progress: Callable[[str, int], None] | None
+) -> list[Check]:
+    """Each backup folder of the chain, in chain order: there, a real folder, holding its
+    own manifest of that backup, not being written to; then every file the chain's
+    manifest lists in it, against the size and checksums recorded there."""
+    chain = manifest.get("chain")
+    if not isinstance(chain, list) or not chain:
+        return [Check("chain", False, "the chain's manifest lists no backups")]
+    files = [e for e in manifest["files"]]
+    checks: list[Check] = []
+    seen: set[str] = set()
+    for i, item in enumerate(chain):
+        folder = item.get("folder") if isinstance(item, dict) else None
+        if not isinstance(folder, str) or not FOLDER_RE.match(folder) or "/" in folder:
+            checks.append(Check(f"chain[{i}]", False, "manifest entry without a backup folder"))
+            continue
+        seen.add(folder)
+        assert isinstance(item, dict)
+        problem = _folder_problem(layout.root / folder, item.get("backup_id"))
+        if problem is not None:
+            checks.append(Check(folder, False, problem))
+            continue
+        sub = storage.Layout(layout.root / folder)
+        lock = FolderLock(sub.lock, str(sub.root))
+        lock.try_shared()
+        try:
+            mine = [e for e in files if _folder_of(e) == folder]
+            if not mine:
+                checks.append(Check(folder, False, "the chain's manifest lists no file in it"))
+            checks += _check_entries(layout, mine, progress, where=folder)
+        finally:
+            lock.release()
+    strays = [e for e in files if _folder_of(e) not in seen]
+    for entry in strays:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        checks.append(Check(str(name), False, "not in any backup folder of the chain"))
+    return checks
+
+
+def _folder_of(entry: object) -> str | None:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return name.split("/", 1)[0] if isinstance(name, str) and "/" in name else None
+
+
+def _folder_problem(path: Path, backup_id: object) -> str | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return f"missing: the folder of backup {backup_id} is not there"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"not a folder ({_kind(st.st_mode)})"
+    try:
+        held = load_manifest(storage.Layout(path).manifest).get("backup_id")
+    except UsageError as exc:
+        return str(exc)
+    if held != backup_id:
+        return f"its manifest is of backup {held}, the chain's says {backup_id}"
+    return None
 
 
 def _check_file(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import aiohttp
 import yarl
 
+from downloader.api.body import read_body
 from downloader.api.parse import parse_error, parse_time
 from downloader.errors import (
     ApiUnavailableError,
@@ -126,7 +127,7 @@ class IamTokenClient:
                 ) as resp:
                     status = resp.status
                     headers = dict(resp.headers)
-                    raw = await resp.content.read(MAX_IAM_BODY)
+                    raw = await read_body(resp.content, MAX_IAM_BODY)
         except NetworkError as exc:
             raise ApiUnavailableError(f"cannot get an IAM token from {host}: {exc.what}") from exc
         if status >= 400:

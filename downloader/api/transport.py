@@ -19,6 +19,7 @@ import yarl
 
 from downloader.api import signer
 from downloader.api.auth import Auth
+from downloader.api.body import read_body
 from downloader.errors import (
     ApiTlsError,
     ApiUnavailableError,
@@ -147,9 +148,7 @@ class ApiTransport:
                     length = resp.content_length
                     if length is not None and length > MAX_BODY:
                         raise ResponseFormatError("response", f"body of {length} bytes is too big")
-                    body = await resp.content.read(MAX_BODY + 1)
-                    if len(body) > MAX_BODY:
-                        raise ResponseFormatError("response", "body is too big")
+                    body = await read_body(resp.content, MAX_BODY)
                     return Answer(resp.status, dict(resp.headers), body)
         except TlsFailed as exc:
             raise ApiTlsError(

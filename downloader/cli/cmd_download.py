@@ -3,8 +3,10 @@ then the report (summary table, totals, next steps, or JSON) and the run's exit 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +18,7 @@ from downloader.logsetup import configure_logging
 from downloader.models import Backup, FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
+from .chain_cmd import download_chain, to_time_option
 from .options import (
     ByteSize,
     FiniteFloatRange,
@@ -26,11 +29,13 @@ from .options import (
     expiry_margin_option,
     limit_rate_option,
     links_file_option,
+    metrics_file_option,
     output_options,
     retries_option,
     stall_timeout_option,
 )
 from .render import finish_run
+from .runmetrics import records_run_metrics
 from .runner import run_async
 from .sections import API_OPTIONS, SectionedCommand
 
@@ -51,6 +56,7 @@ SECTIONS = (
         (
             "--instance-id",
             "--latest",
+            "--to-time",
             "--backup-type",
             "--database",
             "--include",
@@ -75,7 +81,7 @@ SECTIONS = (
         ),
     ),
     ("Checks", ("--md5-check", "--sha256", "--recheck")),
-    ("Output", ("--progress", "--progress-interval", "--json")),
+    ("Output", ("--progress", "--progress-interval", "--json", "--metrics-file")),
     ("API", API_OPTIONS),
 )
 
@@ -108,6 +114,7 @@ SECTIONS = (
     show_envvar=True,
     help="Download the newest COMPLETED backup of --instance-id (instead of a BACKUP_ID).",
 )
+@to_time_option("download")
 @click.option(
     "--backup-type",
     "backup_types",
@@ -238,7 +245,9 @@ SECTIONS = (
     help="Seconds between progress lines without a terminal.",
 )
 @output_options
+@metrics_file_option
 @click.pass_obj
+@records_run_metrics
 def download(
     g: Globals,
     /,
@@ -247,6 +256,7 @@ def download(
     links_file: str | None,
     instance_id: str | None,
     latest: bool,
+    to_time: datetime | None,
     backup_types: tuple[str, ...],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -283,7 +293,7 @@ def download(
             f"give either BACKUP_ID ({backup_id}) or --latest, not both: --latest picks the "
             "newest backup of --instance-id"
         )
-    if not latest and not backup_id and not links_file:
+    if not latest and not backup_id and not links_file and to_time is None:
         raise UsageError("give a BACKUP_ID, or --instance-id with --latest, or --links-file")
     if links_file and latest:
         raise UsageError("--links-file and --latest cannot be combined")
@@ -299,6 +309,22 @@ def download(
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=progress_interval)
     if isinstance(reporter, TerminalReporter):
         configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)
+    base = EngineConfig(
+        out_dir=output,
+        backup_id="",
+        jobs=jobs,
+        per_file=split,
+        connections=max_connections,
+        chunk_size=chunk_size,
+        retries=retries,
+        limit_rate=limit_rate,
+        preallocate=preallocate,
+        check_md5=md5_check,
+        sha256=sha256,
+        recheck=recheck,
+    )
+    if to_time is not None:  # a point-in-time chain: chain_cmd.py checks what goes with it
+        return download_chain(g, api, base, transport, reporter, click.get_current_context().params)
 
     async def go(
         bid: str,
@@ -306,20 +332,7 @@ def download(
         fetch: Callable[[], Awaitable[FileListing]] | None,
         engine_name: str | None,
     ) -> tuple[RunReport, FileListing, str | None]:
-        cfg = EngineConfig(
-            out_dir=output,
-            backup_id=bid,
-            jobs=jobs,
-            per_file=split,
-            connections=max_connections,
-            chunk_size=chunk_size,
-            retries=retries,
-            limit_rate=limit_rate,
-            preallocate=preallocate,
-            check_md5=md5_check,
-            sha256=sha256,
-            recheck=recheck,
-        )
+        cfg = dataclasses.replace(base, backup_id=bid)
         report = await run_download(
             cfg,
             listing,

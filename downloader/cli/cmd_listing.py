@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from downloader.api.factory import ApiSettings, open_client
 from downloader.models import Backup, FileListing
 from downloader.textfmt import format_size
 
+from .chain_cmd import check_chain_options, show_chain, to_time_option
 from .options import api_options, output_options
 from .render import echo_json, echo_table, iso_time
 from .runner import run_async
@@ -74,12 +77,24 @@ def files(backup_id: str, as_json: bool, api: ApiSettings) -> None:
     show_envvar=True,
     help="Only this status (filtered here: the API filters status for SQL Server only).",
 )
+@to_time_option("list")
 @api_options
 @output_options
 def backups(
-    instance_id: str, backup_type: str | None, status: str | None, as_json: bool, api: ApiSettings
+    instance_id: str,
+    backup_type: str | None,
+    status: str | None,
+    to_time: datetime | None,
+    as_json: bool,
+    api: ApiSettings,
 ) -> None:
-    """List the backups of an instance, newest first."""
+    """List the backups of an instance, newest first; with --to-time, the chain of backups
+    that restores it to that moment, in restore order."""
+    if to_time is not None:
+        filters = {"--backup-type": backup_type, "--status": status}
+        check_chain_options(instance_id=instance_id, backup_id=None, filters=filters)
+        show_chain(api, instance_id, to_time, as_json=as_json)
+        return
 
     async def main() -> list[Backup]:
         async with open_client(api) as client:

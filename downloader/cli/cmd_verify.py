@@ -21,16 +21,20 @@ __all__ = ["verify"]
 @output_options
 def verify(folder: Path, as_json: bool) -> int:
     """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded);
-    exit 4 on any mismatch."""
-    from downloader.verify import verify_folder
+    exit 4 on any mismatch. A point-in-time chain's folder (download --to-time) is checked
+    backup folder by backup folder, in chain order; a missing one fails."""
+    from downloader.verify import CHAIN_KIND, verify_folder
 
     manifest, checks = verify_folder(folder)
     bad = [c for c in checks if not c.ok]
     size_only = sum(1 for c in checks if c.ok and c.integrity != SERVER_CHECKSUM)
+    chain = manifest.get("chain") if manifest.get("kind") == CHAIN_KIND else None
     if as_json:
+        extra = {} if chain is None else {"kind": CHAIN_KIND, "chain": chain}
         echo_json(
             {
                 "backup_id": manifest.get("backup_id"),
+                **extra,
                 "ok": not bad,
                 "size_only": size_only,
                 "files": [
@@ -43,10 +47,13 @@ def verify(folder: Path, as_json: bool) -> int:
         for c in checks:
             level = f" ({c.integrity})" if c.ok and c.integrity != SERVER_CHECKSUM else ""
             click.echo(printable(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}{level}"))
-        click.echo(
-            f"{len(checks) - len(bad)} of {len(checks)} files verified "
-            f"(backup {printable(str(manifest.get('backup_id')))})"
-        )
+        what = f"backup {manifest.get('backup_id')}"
+        if isinstance(chain, list):
+            what = (
+                f"a chain of {len(chain)} backups of instance {manifest.get('instance_id')} "
+                f"to {manifest.get('to_time')}"
+            )
+        click.echo(f"{len(checks) - len(bad)} of {len(checks)} files verified ({printable(what)})")
         if size_only:
             click.echo(size_only_note(size_only))
     # Each failure was printed above; the exit code is the verification failure's.

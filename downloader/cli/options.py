@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
@@ -325,6 +326,14 @@ limit_rate_option = click.option(
     type=ByteRate(),
     show_envvar=True,
     help="Cap the total download rate, e.g. 50M (bytes/s; K, M, G = 1024^n).",
+)
+
+metrics_file_option = click.option(
+    "--metrics-file",
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
+    show_envvar=True,
+    help="Write Prometheus metrics to this file at the end of every run (atomically, for "
+    "node_exporter's textfile collector).",
 )
 
 

@@ -22,12 +22,13 @@ from downloader.progress import (
     size_only_note,
     summary_table,
 )
-from downloader.textfmt import printable, render_table
+from downloader.textfmt import format_size, printable, render_table
 
 if TYPE_CHECKING:
+    from downloader.chainrun import ChainReport
     from downloader.download import RunReport
 
-__all__ = ["echo_json", "echo_table", "finish_run", "iso_time", "size_only_note"]
+__all__ = ["echo_json", "echo_table", "finish_chain", "finish_run", "iso_time", "size_only_note"]
 
 log = logging.getLogger("rds_backup.cli")
 
@@ -120,5 +121,74 @@ def finish_run(
         report.resolutions,
         report.refusals,
         report.size_only,
+    )
+    return report.exit_code
+
+
+def finish_chain(report: ChainReport, reporter: ReporterBase, *, as_json: bool, quiet: bool) -> int:
+    """A chain run's report: JSON on stdout, or on stderr one row per backup in chain order
+    (each folder's files, size and result), the totals, any failed file, the manifest and,
+    at a terminal, the restore steps; returns the run's exit code."""
+    from downloader.nextsteps import chain_steps
+
+    chain = report.chain
+    hints: list[str] = []
+    if report.manifest:
+        backups = [(r.link.folder, [o.name for o in r.report.outcomes]) for r in report.runs]
+        dbs = {
+            f"{r.link.folder}/{o.name}": o.database_name
+            for r in report.runs
+            for o in r.report.outcomes
+        }
+        hints = chain_steps(
+            chain.engine, backups, chain.to_time, str(report.out_dir), databases=dbs
+        )
+    runs = report.reports
+    if as_json:
+        echo_json({**report.to_json(), "next_steps": hints})
+    elif not quiet:
+        rows = []
+        for r in report.runs:
+            out = r.report.outcomes
+            bad = len(r.report.failed)
+            done = "already complete" if all(o.skipped for o in out) else "ok"
+            rows.append(
+                (
+                    r.link.folder,
+                    iso_time(r.link.backup.end_time, "-"),
+                    str(len(out)),
+                    format_size(sum(o.size or 0 for o in out)),
+                    f"FAILED ({bad} of {len(out)} files)" if bad else done,
+                )
+            )
+        click.echo(render_table(("BACKUP", "END", "FILES", "SIZE", "RESULT"), rows), err=True)
+        click.echo(
+            run_totals(
+                files=sum(len(r.outcomes) for r in runs),
+                failed=report.failed,
+                bytes_fetched=report.bytes_fetched,
+                seconds=report.seconds,
+                retries=sum(r.retries for r in runs),
+                resolutions=sum(r.resolutions for r in runs),
+                refusals=sum(r.refusals for r in runs),
+                size_only=sum(r.size_only for r in runs),
+            )
+            + f"; {len(runs)} backups to {chain.to_time.isoformat()}",
+            err=True,
+        )
+        for r in report.runs:
+            for o in r.report.failed:
+                click.echo(printable(f"FAILED {r.link.folder}/{o.name}: {o.detail}"), err=True)
+        if report.manifest:
+            click.echo(printable(f"manifest: {report.manifest}"), err=True)
+        if isinstance(reporter, TerminalReporter):
+            for line in hints:
+                click.echo(printable(line), err=True)
+    log.info(
+        "chain run finished: exit %d, %d backups, %d files failed, %d bytes fetched",
+        report.exit_code,
+        len(runs),
+        report.failed,
+        report.bytes_fetched,
     )
     return report.exit_code

@@ -26,6 +26,9 @@ Backups (MySQL instance unless said otherwise)
     ``5df87d8448fbe91bdd0ca2d794a792bfbr04``  ``SQLSERVER_FAILED`` SQL Server, auto, FAILED
     ``edc692382a731192fc26c16d8a7bd7e3br03``  ``PG_FULL``          PostgreSQL, auto, COMPLETED
 
+Point-in-time chains (``downloader.sim.chains``, on instances of their own): a MySQL instance
+with three daily fulls and 348 abutting incrementals, one with a gap, a PostgreSQL one.
+
 ``demo_catalog()``: ``DEMO_FULL`` (``7591d8dfdca50ce7414816803dbe1bb7br01``, about 240 MiB
 in five MySQL files) and an older small ``DEMO_OLD`` (``00ac6cce9170225ab6d67ef4bf542d95br01``),
 both on instance ``DEMO_INSTANCE`` (``e64c3ab2d2f3d3c35192a4f7f3f46e62in01``).
@@ -326,7 +329,11 @@ def default_catalog() -> list[SimBackup]:
             ],
         )
     )
-    return b
+    # Instances of their own with point-in-time chains (hundreds of tiny backups); the ones
+    # above are unchanged by them.
+    from downloader.sim.chains import chain_catalog
+
+    return b + chain_catalog()
 
 
 def demo_catalog() -> list[SimBackup]:

@@ -209,13 +209,19 @@ class Simulator:
         example: SimBackup | None = None
         for instance, backups in by_instance.items():
             lines.append(f"  instance {instance}")
-            for b in sorted(backups, key=lambda x: x.begin_time, reverse=True):
-                lines.append(
-                    f"    {b.id}  {b.engine} {b.engine_version}  {b.type:<11} {b.status:<9} "
-                    f"{len(b.files):>3} files  {format_size(b.size)}"
-                )
+            for i, b in enumerate(sorted(backups, key=lambda x: x.begin_time, reverse=True)):
+                if i < 12:  # a chain's hundreds of backups: the newest, then a count
+                    lines.append(
+                        f"    {b.id}  {b.engine} {b.engine_version}  {b.type:<11} {b.status:<9} "
+                        f"{len(b.files):>3} files  {format_size(b.size)}"
+                    )
                 if b.status == "COMPLETED" and (example is None or b.size > example.size):
                     example = b
+            if len(backups) > 12:
+                lines.append(
+                    f"    ... and {len(backups) - 12} older: rds-backup backups --instance-id "
+                    f"{instance}"
+                )
         if example is not None:
             lines += [
                 "",

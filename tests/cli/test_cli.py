@@ -961,3 +961,24 @@ def test_simulate_command_serves_until_interrupted(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_download_writes_run_metrics_success_or_not(server: Simulator, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def metrics() -> dict[str, float]:
+        text = (tmp_path / "rds.prom").read_text()
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    prom = str(tmp_path / "rds.prom")
+    ok = cli(["download", MYSQL_FULL, "-o", str(tmp_path / "a"), "--metrics-file", prom], server)
+    assert ok.returncode == 0, ok.stderr
+    first = metrics()
+    assert first["rds_backup_last_run_success"] == 1
+    assert abs(first["rds_backup_last_run_timestamp_seconds"] - time.time()) < 60
+
+    server.faults.deny_objects = True
+    bad = cli(["download", MYSQL_FULL, "-o", str(tmp_path / "b"), "--metrics-file", prom], server)
+    assert bad.returncode == 1
+    assert metrics()["rds_backup_last_run_success"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "rds.prom"]  # no temp left

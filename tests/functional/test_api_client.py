@@ -529,6 +529,31 @@ async def test_list_backups_and_latest(sim: Simulator, session: aiohttp.ClientSe
     assert both.id != MYSQL_BUILDING
 
 
+async def test_a_long_answer_is_read_whole(session: aiohttp.ClientSession) -> None:
+    # A page of 100 backups with long names is about 2 MB: it arrives in many pieces, and
+    # the client must read all of them (one read returns only what has arrived).
+    begin = datetime(2024, 5, 1, tzinfo=UTC)
+    catalog = [
+        SimBackup(
+            f"{i:032x}br01",
+            MYSQL_INSTANCE,
+            f"backup-{i:03d}-" + "n" * 20_000,
+            "auto",
+            "COMPLETED",
+            "MySQL",
+            "8.0",
+            begin + timedelta(hours=i),
+            begin + timedelta(hours=i, minutes=5),
+        )
+        for i in range(100)
+    ]
+    async with Simulator(catalog=catalog) as big:
+        client = make_client(big, session)
+        every = await client.list_backups(MYSQL_INSTANCE)
+    assert sorted(b.name[:10] for b in every) == [f"backup-{i:03d}" for i in range(100)]
+    assert all(len(b.name) == 20_011 for b in every)
+
+
 async def test_list_backups_time_window_signs_plus_sign(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:

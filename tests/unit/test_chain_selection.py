@@ -1,0 +1,295 @@
+"""Point-in-time chain selection and ``--to-time`` parsing, as pure functions: any listing
+order, pages that overlap, noise; the chain covers T without a gap, or the error names one."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from downloader.chain import (
+    FULL_TYPES,
+    folder_names,
+    parse_point_in_time,
+    select_chain,
+    utc_text,
+)
+from downloader.errors import ChainUnreachableError, UsageError
+from downloader.models import Backup
+from downloader.nextsteps import chain_steps
+
+T0 = datetime(2026, 11, 28, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+NOISE = ("BUILDING", "FAILED", "DELETING")
+
+
+def mk(i: int, kind: str, begin: int, length: int, status: str = "COMPLETED") -> Backup:
+    """A backup beginning ``begin`` minutes after T0, lasting ``length`` minutes."""
+    start = T0 + timedelta(minutes=begin)
+    return Backup(
+        id=f"{i:032x}br01",
+        name=f"b{i}",
+        instance_id="inst",
+        type=kind,
+        size_kb=1,
+        status=status,
+        begin_time=start,
+        end_time=start + timedelta(minutes=length),
+        engine="MySQL",
+    )
+
+
+@st.composite
+def listings(draw: st.DrawFn) -> tuple[list[Backup], datetime]:
+    """A realistic list: fulls, runs of abutting incrementals with gaps between some of
+    them, twins, noise of every status, in any order; and a moment T."""
+    out: list[Backup] = []
+    n = 0
+    for _ in range(draw(st.integers(0, 3))):
+        out.append(mk(n, draw(st.sampled_from(sorted(FULL_TYPES))), draw(st.integers(0, 240)), 12))
+        n += 1
+    at = draw(st.integers(-60, 60))
+    for _ in range(draw(st.integers(0, 60))):
+        length = draw(st.integers(5, 30))
+        out.append(mk(n, "incremental", at, length))
+        n += 1
+        if draw(st.integers(0, 9)) == 0:
+            out.append(mk(n, "incremental", at, draw(st.integers(1, length))))  # a twin
+            n += 1
+        at += length + draw(st.sampled_from([0] * 24 + [1, 15, -2]))  # gaps, overlaps
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["auto", "manual", "incremental"]))
+        begin = draw(st.integers(-60, 900))
+        out.append(mk(n, kind, begin, draw(st.integers(1, 30)), draw(st.sampled_from(NOISE))))
+        n += 1
+    order = draw(st.permutations(out))
+    moment = T0 + timedelta(minutes=draw(st.integers(-30, 600)), seconds=draw(st.integers(0, 59)))
+    return list(order), moment
+
+
+def covered(incs: list[Backup], at: datetime) -> bool:
+    """Whether some COMPLETED incremental covers the moment just after ``at``."""
+    return any(
+        b.status == "COMPLETED" and b.begin_time <= at < b.end_time  # type: ignore[operator]
+        for b in incs
+        if b.type == "incremental"
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(listings())
+def test_the_chain_covers_t_without_gaps_or_the_error_names_the_gap(
+    case: tuple[list[Backup], datetime],
+) -> None:
+    backups, t = case
+    fulls = [
+        b
+        for b in backups
+        if b.status == "COMPLETED" and b.type in FULL_TYPES and b.end_time <= t  # type: ignore[operator]
+    ]
+    try:
+        chain = select_chain(backups, t, "inst")
+    except ChainUnreachableError as exc:
+        assert str(t.isoformat()) in str(exc)
+        if exc.reason == "no_full":
+            assert not fulls
+            return
+        assert fulls
+        newest = max(fulls, key=lambda b: b.end_time)  # type: ignore[arg-type,return-value]
+        assert exc.gap_from is not None and exc.reachable is not None
+        assert exc.gap_from.isoformat() in str(exc) and exc.reachable.isoformat() in str(exc)
+        # The gap is real: after the full began, before T, and nothing covers it.
+        assert newest.begin_time <= exc.gap_from < t  # type: ignore[operator]
+        assert not covered(backups, exc.gap_from)
+        if exc.reason == "gap":
+            assert exc.gap_to is not None and exc.gap_from < exc.gap_to  # may be after T
+            assert exc.gap_to.isoformat() in str(exc)
+        else:
+            assert exc.reason == "not_yet"
+            assert not any(
+                b.type == "incremental" and b.status == "COMPLETED" and b.begin_time > exc.gap_from  # type: ignore[operator]
+                for b in backups
+            )
+        return
+    full, incs = chain.full, list(chain.incrementals)
+    # The newest COMPLETED full that ended by T.
+    assert full.status == "COMPLETED" and full.type in FULL_TYPES
+    assert full.end_time == max(b.end_time for b in fulls)  # type: ignore[type-var]
+    assert all(b.status == "COMPLETED" and b.type == "incremental" for b in incs)
+    # No gaps, from the full's begin to T; it stops at the first that reaches T.
+    reach = full.begin_time
+    assert reach is not None
+    for i, b in enumerate(incs):
+        assert b.begin_time <= reach < b.end_time  # type: ignore[operator]
+        reach = b.end_time
+        assert (reach >= t) == (i == len(incs) - 1)  # type: ignore[operator]
+    assert reach >= t
+    assert [b.begin_time for b in incs] == sorted(b.begin_time for b in incs)  # type: ignore[type-var]
+    # The same chain whatever the listing's order, and however it was paged.
+    shuffled = list(backups)
+    random.Random(len(backups)).shuffle(shuffled)
+    pages = [shuffled[i : i + 7] for i in range(0, len(shuffled), 5)]  # pages overlap
+    again = select_chain([b for page in pages for b in page], t, "inst")
+    assert [link.backup.id for link in again.links] == [link.backup.id for link in chain.links]
+    # Folders sort as the chain goes.
+    assert sorted(link.folder for link in chain.links) == [link.folder for link in chain.links]
+
+
+def test_a_realistic_chain_and_its_folders() -> None:
+    backups = [
+        mk(1, "auto", 0, 12),
+        mk(2, "auto", 1440, 12),
+        mk(3, "manual", 1450, 5, "FAILED"),
+        *(mk(10 + i, "incremental", 1430 + 10 * i, 10) for i in range(10)),
+        mk(40, "incremental", 1440, 10, "BUILDING"),
+    ]
+    chain = select_chain(list(reversed(backups)), T0 + timedelta(minutes=1475), "inst")
+    assert chain.full.id == backups[1].id
+    # 14:30-14:40 ends at the full's begin (not needed); 14:40 ... 15:20 (reaches 15:15).
+    assert [b.begin_time for b in chain.incrementals] == [
+        T0 + timedelta(minutes=m) for m in (1440, 1450, 1460, 1470)
+    ]
+    assert [link.folder[:15] for link in chain.links] == [
+        "01-auto-0000000",
+        "02-incremental-",
+        "03-incremental-",
+        "04-incremental-",
+        "05-incremental-",
+    ]
+
+
+def test_the_gap_and_what_can_be_reached_are_named() -> None:
+    backups = [mk(1, "auto", 0, 12), mk(2, "incremental", 0, 10), mk(3, "incremental", 20, 10)]
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(backups, T0 + timedelta(minutes=25), "inst")
+    err = caught.value
+    assert (err.reason, err.gap_from, err.gap_to) == (
+        "gap",
+        T0 + timedelta(minutes=10),
+        T0 + timedelta(minutes=20),
+    )
+    assert err.reachable == T0 + timedelta(minutes=12)  # the full itself ends later
+    assert err.exit_code == 1
+    assert "2026-11-28T00:10:00+08:00 to 2026-11-28T00:20:00+08:00" in str(err)
+    assert "the newest moment that can be reached is 2026-11-28T00:12:00+08:00" in str(err)
+
+
+def test_nothing_yet_and_no_full_are_refused() -> None:
+    backups = [mk(1, "auto", 60, 12), mk(2, "incremental", 60, 10)]
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(backups, T0 + timedelta(minutes=90), "inst")
+    assert caught.value.reason == "not_yet"
+    assert "the newest moment that can be reached is 2026-11-28T01:12:00+08:00" in str(caught.value)
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(backups, T0 + timedelta(minutes=30), "inst")
+    assert caught.value.reason == "no_full"
+    assert "the earliest moment that can be restored is 2026-11-28T01:12:00+08:00" in str(
+        caught.value
+    )
+
+
+def test_folder_names_sort_in_chain_order_and_refuse_unsafe_ids() -> None:
+    many = [mk(i, "incremental", i, 1) for i in range(150)]
+    names = folder_names(many)
+    assert names[0].startswith("001-incremental-") and sorted(names) == names
+    bad = Backup("../x", "n", "i", "auto", 1, "COMPLETED", T0, T0)
+    with pytest.raises(UsageError, match="cannot name a folder"):
+        folder_names([bad])
+
+
+# ------------------------------------------------------------------ --to-time
+
+
+offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+YEARS = {"min_value": datetime(1970, 1, 1), "max_value": datetime(2200, 1, 1)}
+
+
+@given(st.datetimes(**YEARS, timezones=offsets).map(lambda d: d.replace(microsecond=0)))
+def test_a_time_with_an_offset_is_that_instant(when: datetime) -> None:
+    assert parse_point_in_time(when.isoformat()) == when
+    compact = when.strftime("%Y-%m-%dT%H:%M:%S%z")  # +0800, as RDS writes it
+    assert parse_point_in_time(compact) == when
+    assert utc_text(parse_point_in_time(compact)) == utc_text(when.astimezone(UTC))
+
+
+@given(st.datetimes(**YEARS).map(lambda d: d.replace(microsecond=0)))
+def test_a_time_without_an_offset_is_refused(when: datetime) -> None:
+    with pytest.raises(UsageError, match="has no UTC offset: whose") as caught:
+        parse_point_in_time(when.isoformat())
+    assert f"whose {when:%H:%M}?" in str(caught.value)
+    assert "add +08:00 or Z" in str(caught.value)
+
+
+def test_z_and_offsets_are_compared_as_instants() -> None:
+    assert parse_point_in_time("2026-11-29T05:00:00Z") == parse_point_in_time(
+        "2026-11-29T13:00:00+08:00"
+    )
+    with pytest.raises(UsageError, match="not an ISO 8601 time"):
+        parse_point_in_time("yesterday 13:00")
+
+
+# ------------------------------------------------------------------ restore steps
+
+
+def test_mysql_steps_replay_the_binlogs_in_folder_order_up_to_t(tmp_path: Path) -> None:
+    t = datetime(2026, 11, 29, 13, 0, tzinfo=timezone(timedelta(hours=8)))
+    backups = [("01-auto-f", ["f_full_1.qp", "f_full_2.qp"])]
+    backups += [(f"{i:02d}-incremental-b{i}", [f"mysql-bin.{i + 7:06d}"]) for i in range(2, 12)]
+    for folder, names in backups:
+        (tmp_path / folder).mkdir()
+        for n in [*names, "rds-backup-manifest.json"]:
+            (tmp_path / folder / n).write_text("x")
+    lines = chain_steps("MySQL", backups, t, str(tmp_path))
+    text = "\n".join(lines)
+    assert "xtrabackup --prepare" in text and "xtrabackup_binlog_info" in text
+    replay = next(ln for ln in lines if "mysqlbinlog --start-position" in ln)
+    assert replay.strip().startswith("TZ=UTC mysqlbinlog")
+    assert "--stop-datetime='2026-11-29 05:00:00'" in replay  # 13:00 at +08:00, in UTC
+    assert replay.endswith("| mysql -u root -p")
+    # The shell expands the glob to every binlog, in chain order, and no manifest.
+    word = replay.split("--stop-datetime='2026-11-29 05:00:00' ")[1].split(" | ")[0]
+    expanded = subprocess.run(
+        ["bash", "-c", f"printf '%s\\n' {word}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    want = [str(tmp_path / f / n) for f, names in backups[1:] for n in names]
+    assert expanded == want
+
+
+def test_postgresql_and_sql_server_steps_stop_at_t() -> None:
+    t = datetime(2026, 11, 29, 13, 0, tzinfo=timezone(timedelta(hours=8)))
+    pg = chain_steps(
+        "PostgreSQL",
+        [("01-auto-a", ["a_base.tar.gz"]), ("02-incremental-b", ["000000010000000000000001.gz"])],
+        t,
+        "/r",
+    )
+    text = "\n".join(pg)
+    assert "tar -xf /r/01-auto-a/a_base.tar.gz" in text
+    assert "recovery_target_time = '2026-11-29 13:00:00+08:00'" in text
+    assert "recovery.signal" in text and "recovery_target_action = 'promote'" in text
+    mssql = chain_steps(
+        "SQLServer",
+        [
+            ("01-auto-a", ["a.bak"]),
+            ("02-incremental-b", ["b_log.bak"]),
+            ("03-incremental-c", ["c_log.bak"]),
+        ],
+        t,
+        "/r",
+        databases={
+            "01-auto-a/a.bak": "sales",
+            "02-incremental-b/b_log.bak": "sales",
+            "03-incremental-c/c_log.bak": "sales",
+        },
+    )
+    logs = [ln for ln in mssql if "RESTORE LOG" in ln]
+    assert len(logs) == 2 and "02-incremental-b" in logs[0] and "03-incremental-c" in logs[1]
+    assert all("STOPAT = '2026-11-29T13:00:00'" in ln for ln in logs)
+    assert "UTC+0800" in mssql[0]
+    assert mssql[-1].endswith('RESTORE DATABASE [sales] WITH RECOVERY"')
