@@ -63,10 +63,12 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transfer: Transfer = fetch_range,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
-        """``clock``, ``sleep`` (backoff and the governor's period) and ``transfer`` (one
-        ranged GET into a sink) are the seams for tests of the state machine: a fake clock
-        and a scripted object store stand in for time and the network."""
+        """``clock``, ``sleep`` (backoff and the governor's period), ``transfer`` (one
+        ranged GET into a sink) and ``cpu`` (the event loop thread's CPU time, which the
+        governor weighs) are the seams for tests of the state machine: a fake clock, a
+        scripted object store and a scripted CPU stand in for time, the network and load."""
         self.cfg = config
         self.resolver = resolver
         self.session = session
@@ -75,6 +77,7 @@ class Engine:
         self.clock = clock
         self._sleep = sleep
         self._transfer = transfer
+        self._cpu = cpu
         self.stats = RunStats()
         self._files = list(files)
         self._cond = asyncio.Condition()
@@ -168,6 +171,8 @@ class Engine:
                                 budget=cfg.connections,
                                 sleep=self._sleep,
                                 notify=self._notify,
+                                clock=self.clock,
+                                cpu=self._cpu,
                             )
                         )
                     )

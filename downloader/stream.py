@@ -265,7 +265,17 @@ async def stream_file(
                 sched.allow(cfg.split)
             workers = [tg.create_task(worker()) for _ in range(budget)]
             gov = (
-                tg.create_task(govern(sched, stats, budget=budget, sleep=sleep, notify=notify))
+                tg.create_task(
+                    govern(
+                        sched,
+                        stats,
+                        budget=budget,
+                        sleep=sleep,
+                        notify=notify,
+                        clock=clock,
+                        cpu=time.thread_time,
+                    )
+                )
                 if cfg.adaptive
                 else None
             )

@@ -399,7 +399,10 @@ class Periods:
 
 
 async def governed(
-    tmp_path: Path, store: ScriptedStore, periods: Periods
+    tmp_path: Path,
+    store: ScriptedStore,
+    periods: Periods,
+    cpu: Callable[[], float] = lambda: 0.0,
 ) -> tuple[FileOutcome, ...]:
     layout = Layout(tmp_path)
     layout.prepare()
@@ -420,6 +423,7 @@ async def governed(
         clock=periods.clock,
         sleep=periods.sleep,
         transfer=store,
+        cpu=cpu,
     )
     return tuple(await asyncio.wait_for(engine.run(), 30))
 
@@ -443,6 +447,28 @@ async def test_the_governor_adds_connections_while_each_is_slow(tmp_path: Path) 
     assert out.ok
     assert_exact(tmp_path, store)
     assert seen == [2, 4, 8, 16]  # nothing carried in a period: twice as many each time
+
+
+async def test_the_governor_stays_put_while_the_event_loop_is_saturated(tmp_path: Path) -> None:
+    # Slow connections (nothing carried), as in the test above, but the event loop's thread
+    # is on the CPU all the time (TLS decryption on a fast path): no more connections.
+    store = ScriptedStore({"a.qp": payload(24 * MIB)})
+    store.hold = lambda want: want.start > 0
+    store.block.clear()
+    periods = Periods(FakeClock())
+
+    async def drive() -> None:
+        for _ in range(3):
+            await periods.tick(lambda: store.active >= 2 and periods.asked > 0)
+            await asyncio.sleep(0)
+        store.block.set()
+
+    driver = asyncio.create_task(drive())
+    (out,) = await governed(tmp_path, store, periods, cpu=periods.clock)
+    await driver
+    assert out.ok
+    assert store.peak == 2  # per_file connections, never more
+    assert periods.asked >= 3
 
 
 async def test_the_governor_stays_put_while_connections_are_fast(tmp_path: Path) -> None:
