@@ -46,11 +46,11 @@ from downloader.errors import (
     StorageError,
     UntrustedFolderError,
     UsageError,
-    VerificationError,
 )
 from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
+from downloader.results import failed_exit_code
 from downloader.safejson import load_json
 from downloader.textfmt import format_size
 from downloader.verify import (
@@ -101,16 +101,8 @@ class ChainReport:
 
     @property
     def exit_code(self) -> int:
-        """As one download's: 6 when any file could not be written, 4 when every failure
-        is a verification failure, else 1."""
-        failed = [o for r in self.reports for o in r.failed]
-        if not failed:
-            return 0
-        if any(isinstance(o.error, StorageError) for o in failed):
-            return StorageError.exit_code
-        if all(isinstance(o.error, VerificationError) for o in failed):
-            return VerificationError.exit_code
-        return 1
+        """As one download's, over the failed files of every backup."""
+        return failed_exit_code([o for r in self.reports for o in r.failed])
 
     def to_json(self) -> dict[str, Any]:
         c = self.chain
@@ -210,7 +202,8 @@ async def run_chain(
     started = time.monotonic()
     root = config.out_dir
     layout = storage.Layout(root)
-    _prepare_top(layout)
+    # Its one state folder holds the lock and the marker; each backup's folder has its own.
+    layout.prepare(state_only=True)
     lock = FolderLock(layout.lock, str(root))
     await lock.acquire(wait=wait_lock)
     try:
@@ -303,19 +296,6 @@ def saved_listing(layout: storage.Layout, backup_id: str) -> FileListing | None:
         files.append(BackupFile(name, size_kb, "", _EXPIRED, db if isinstance(db, str) else None))
     bucket = manifest.get("bucket")
     return FileListing(tuple(files), bucket if isinstance(bucket, str) else "") if files else None
-
-
-def _prepare_top(layout: storage.Layout) -> None:
-    """The output folder and its one state folder (for the lock and the marker), checked
-    as a download's are; no journal or part files here: those are in each backup's."""
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create {exc.filename}: {exc.strerror}", errno=exc.errno
-        ) from exc
-    storage.private_dir(layout.state)
-    storage.refuse_links_in(layout.state)
 
 
 def _backup_folder(path: Path) -> None:

@@ -26,14 +26,13 @@ from downloader.errors import (
     StorageError,
     UntrustedFolderError,
     UsageError,
-    VerificationError,
 )
 from downloader.journal import Journal
 from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.resolver import Fetch, LinkResolver
-from downloader.results import SERVER_CHECKSUM, FileOutcome
+from downloader.results import SERVER_CHECKSUM, FileOutcome, failed_exit_code
 from downloader.verify import build_manifest, load_manifest, remove_manifest, write_manifest
 
 log = logging.getLogger("rds_backup.download")
@@ -123,16 +122,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        failed = self.failed
-        if not failed:
-            return 0
-        # Any file the folder could not take: exit 1 would promise that running again
-        # fetches the rest, which cannot happen until the disk (or its permissions) is fixed.
-        if any(isinstance(o.error, StorageError) for o in failed):
-            return StorageError.exit_code
-        if all(isinstance(o.error, VerificationError) for o in failed):
-            return VerificationError.exit_code
-        return 1
+        return failed_exit_code(self.failed)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from downloader.errors import RdsBackupError
+from downloader.errors import RdsBackupError, StorageError, VerificationError
 
 # How well a file's bytes were verified. SERVER_CHECKSUM: compared with a checksum the object
 # store computed (an MD5 ETag, or the CRC-64 of an answer that was the whole object).
@@ -40,3 +41,17 @@ class RunStats:
     retries: int = 0
     restarts: int = 0
     bytes_fetched: int = 0
+
+
+def failed_exit_code(failed: Sequence[FileOutcome]) -> int:
+    """A run's exit code from its failed files: 0 when none failed, 6 when any could not be
+    written, 4 when every failure is a verification failure, else 1."""
+    if not failed:
+        return 0
+    # Any file the folder could not take: exit 1 would promise that running again
+    # fetches the rest, which cannot happen until the disk (or its permissions) is fixed.
+    if any(isinstance(o.error, StorageError) for o in failed):
+        return StorageError.exit_code
+    if all(isinstance(o.error, VerificationError) for o in failed):
+        return VerificationError.exit_code
+    return 1

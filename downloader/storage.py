@@ -158,9 +158,10 @@ class Layout:
                 raise UntrustedFolderError(str(at), "is a symbolic link")
         return final
 
-    def prepare(self) -> None:
-        """Create the folder and the private state folder; refuse a state folder that is
-        not a real folder of the running user, or that holds a link."""
+    def prepare(self, *, state_only: bool = False) -> None:
+        """Create the folder and the private state folder (with its part and journal
+        folders, unless ``state_only``: a run that keeps only its lock there); refuse a state
+        folder that is not a real folder of the running user, or that holds a link."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -168,7 +169,7 @@ class Layout:
                 f"cannot create {exc.filename}: {exc.strerror}", errno=exc.errno
             ) from exc
         # Each checked before anything is made inside it: a link is never followed.
-        for d in (self.state, self.parts, self.journal):
+        for d in (self.state,) if state_only else (self.state, self.parts, self.journal):
             private_dir(d)
             refuse_links_in(d)
 
@@ -357,16 +358,21 @@ def _open_folders(root: Path, rel: PurePath) -> int:
     return fd
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None, hidden: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary name: write, fsync, rename.
 
     The temporary name is new (``O_EXCL``) and unguessable: the manifest's lies in the output
-    folder, where someone may have planted a link at a name we would pick.
+    folder, where someone may have planted a link at a name we would pick (``hidden``: with a
+    leading dot). 0600 under the umask; with ``mode``, that mode whatever the umask.
     """
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    tmp = path.with_name(f"{'.' if hidden else ''}{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = open_private(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE if mode is None else mode
+    )
     try:
         try:
+            if mode is not None:
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from downloader.errors import (
@@ -42,6 +42,8 @@ _TIME_RE = re.compile(
 
 MAX_MESSAGE = 300
 MAX_LINKS_FILE = 64 * 1024 * 1024
+
+_T = TypeVar("_T")
 
 # RDS error codes that mean "no such backup/instance" even when sent with HTTP 400 (facts §3).
 _NOT_FOUND_CODES = frozenset(
@@ -202,16 +204,21 @@ def _time_field(entry: Mapping[str, object], key: str, field: str) -> datetime |
     return parse_time(raw) if raw is not None else None
 
 
+def _datastore(entry: Mapping[str, object], where: str) -> tuple[str | None, str | None]:
+    """The entry's ``datastore``: (engine, version), each None when absent or empty."""
+    datastore = entry.get("datastore")
+    if datastore is None:
+        return None, None
+    ds = _obj(datastore, f"{where}.datastore")
+    engine = _opt_str(ds, "type", f"{where}.datastore.type") or None
+    version = _opt_str(ds, "version", f"{where}.datastore.version") or None
+    return engine, version
+
+
 def parse_backup(obj: object, where: str = "backup") -> Backup:
     """One ``backups[]`` entry of the ListBackups answer (facts §2)."""
     entry = _obj(obj, where)
-    engine: str | None = None
-    engine_version: str | None = None
-    datastore = entry.get("datastore")
-    if datastore is not None:
-        ds = _obj(datastore, f"{where}.datastore")
-        engine = _opt_str(ds, "type", f"{where}.datastore.type") or None
-        engine_version = _opt_str(ds, "version", f"{where}.datastore.version") or None
+    engine, engine_version = _datastore(entry, where)
     databases: list[str] = []
     raw_dbs = entry.get("databases")
     if raw_dbs is not None:
@@ -235,28 +242,13 @@ def parse_backup(obj: object, where: str = "backup") -> Backup:
 
 def parse_backups(obj: object) -> tuple[list[Backup], int]:
     """Validate one page of ``GET /v3/{project_id}/backups``: (backups, total_count)."""
-    root = _obj(obj, "response")
-    if "backups" not in root:
-        raise ResponseFormatError("backups", "missing")
-    items = _list(root["backups"], "backups")
-    backups = [parse_backup(item, f"backups[{i}]") for i, item in enumerate(items)]
-    if "total_count" in root:
-        total = _size(root, "total_count", "total_count", required=True)
-    else:
-        total = len(backups)
-    return backups, total
+    return _page(obj, "backups", parse_backup)
 
 
 def parse_instance(obj: object, where: str = "instance") -> Instance:
     """One ``instances[]`` entry of the ListInstances answer."""
     entry = _obj(obj, where)
-    engine: str | None = None
-    engine_version: str | None = None
-    datastore = entry.get("datastore")
-    if datastore is not None:
-        ds = _obj(datastore, f"{where}.datastore")
-        engine = _opt_str(ds, "type", f"{where}.datastore.type") or None
-        engine_version = _opt_str(ds, "version", f"{where}.datastore.version") or None
+    engine, engine_version = _datastore(entry, where)
     return Instance(
         id=_str(entry, "id", f"{where}.id", nonempty=True),
         name=_opt_str(entry, "name", f"{where}.name") or "",
@@ -269,16 +261,22 @@ def parse_instance(obj: object, where: str = "instance") -> Instance:
 
 def parse_instances(obj: object) -> tuple[list[Instance], int]:
     """Validate one page of ``GET /v3/{project_id}/instances``: (instances, total_count)."""
+    return _page(obj, "instances", parse_instance)
+
+
+def _page(obj: object, key: str, parse: Callable[[object, str], _T]) -> tuple[list[_T], int]:
+    """One page of a listing: its ``key`` items, each through ``parse``, and the
+    ``total_count`` over every page (the page's own length when the answer gives none)."""
     root = _obj(obj, "response")
-    if "instances" not in root:
-        raise ResponseFormatError("instances", "missing")
-    items = _list(root["instances"], "instances")
-    instances = [parse_instance(item, f"instances[{i}]") for i, item in enumerate(items)]
+    if key not in root:
+        raise ResponseFormatError(key, "missing")
+    items = _list(root[key], key)
+    parsed = [parse(item, f"{key}[{i}]") for i, item in enumerate(items)]
     if "total_count" in root:
         total = _size(root, "total_count", "total_count", required=True)
     else:
-        total = len(instances)
-    return instances, total
+        total = len(parsed)
+    return parsed, total
 
 
 # ---------------------------------------------------------------------------------- errors

@@ -20,15 +20,20 @@ from downloader.progress import TerminalReporter, make_reporter
 from downloader.textfmt import format_rate, format_size, printable
 
 from .options import (
-    ByteSize,
     Globals,
     api_options,
+    chunk_size_option,
     expiry_margin_option,
     limit_rate_option,
     links_file_option,
+    max_connections_option,
+    md5_check_option,
+    progress_option,
     retries_option,
+    split_option,
     stall_timeout_option,
 )
+from .paramtypes import ByteSize
 from .runner import run_async
 from .sections import API_OPTIONS, SectionedCommand
 
@@ -67,29 +72,9 @@ SECTIONS = (
 @stall_timeout_option
 @expiry_margin_option
 @limit_rate_option
-@click.option(
-    "-x",
-    "--split",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    show_envvar=True,
-    help="Connections to start with (more are opened while each is slow).",
-)
-@click.option(
-    "--max-connections",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    show_envvar=True,
-    help="The most connections at once.",
-)
-@click.option(
-    "--chunk-size",
-    type=ByteSize(),
-    show_envvar=True,
-    help="Range size, e.g. 4M (default: the window over twice the connections).",
-)
+@split_option("Connections to start with (more are opened while each is slow).")
+@max_connections_option("The most connections at once.")
+@chunk_size_option("Range size, e.g. 4M (default: the window over twice the connections).")
 @click.option(
     "--window",
     type=ByteSize(minimum=1024 * 1024),
@@ -106,21 +91,10 @@ SECTIONS = (
     show_envvar=True,
     help="Start at this byte (to resume an interrupted stream into a file).",
 )
-@click.option(
-    "--md5-check/--no-md5-check",
-    default=True,
-    show_envvar=True,
-    help="Check the stream's MD5 against an ETag that is one (on by default).",
+@md5_check_option(
+    "Check the stream's MD5 against an ETag that is one (on by default).", show_default=False
 )
-@click.option(
-    "--progress",
-    "progress_mode",
-    type=click.Choice(["auto", "tty", "log", "quiet"]),
-    default="auto",
-    show_default=True,
-    show_envvar=True,
-    help="Progress on stderr: bars at a terminal (auto), log lines, or nothing.",
-)
+@progress_option("Progress on stderr: bars at a terminal (auto), log lines, or nothing.")
 @click.pass_obj
 def cat(
     g: Globals,

@@ -20,24 +20,35 @@ from downloader.progress import TerminalReporter, make_reporter
 
 from .chain_cmd import download_chain, to_time_option
 from .options import (
-    ByteSize,
-    FiniteFloatRange,
     Globals,
-    NonEmptyPath,
     api_options,
+    chunk_size_option,
+    connect_timeout_option,
     env_name,
     expiry_margin_option,
+    insecure_links_option,
+    jobs_option,
     limit_rate_option,
     links_file_option,
+    max_connections_option,
+    md5_check_option,
     metrics_file_option,
+    output_folder_option,
     output_options,
+    preallocate_option,
+    progress_interval_option,
+    progress_option,
     retries_option,
+    sha256_option,
+    split_option,
     stall_timeout_option,
+    transfer_configs,
+    wait_lock_option,
 )
 from .render import finish_run
 from .runmetrics import records_run_metrics
 from .runner import run_async
-from .sections import API_OPTIONS, SectionedCommand
+from .sections import API_OPTIONS, TRANSFER_OPTIONS, SectionedCommand
 
 if TYPE_CHECKING:
     from downloader.download import RunReport
@@ -65,21 +76,7 @@ SECTIONS = (
         ),
     ),
     ("Where", ("--output", "--wait-lock", "--preallocate")),
-    (
-        "Transfer",
-        (
-            "--jobs",
-            "--split",
-            "--max-connections",
-            "--chunk-size",
-            "--limit-rate",
-            "--retries",
-            "--connect-timeout",
-            "--stall-timeout",
-            "--expiry-margin",
-            "--insecure-links",
-        ),
-    ),
+    ("Transfer", TRANSFER_OPTIONS),
     ("Checks", ("--md5-check", "--sha256", "--recheck")),
     ("Output", ("--progress", "--progress-interval", "--json", "--metrics-file")),
     ("API", API_OPTIONS),
@@ -88,14 +85,7 @@ SECTIONS = (
 
 @click.command(cls=SectionedCommand, sections=SECTIONS)
 @click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"))
-@click.option(
-    "-o",
-    "--output",
-    type=NonEmptyPath(file_okay=False, path_type=Path),
-    required=True,
-    show_envvar=True,
-    help="Output folder.",
-)
+@output_folder_option("Output folder.")
 @api_options
 @links_file_option
 @retries_option("its file fails")
@@ -142,69 +132,18 @@ SECTIONS = (
     show_envvar=True,
     help="Only files of this database (database-level backups; repeatable).",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    show_envvar=True,
-    help="Files downloaded at once.",
+@jobs_option("Files downloaded at once.")
+@split_option()
+@max_connections_option("Global connection budget for the whole run.")
+@chunk_size_option()
+@connect_timeout_option
+@preallocate_option
+@md5_check_option(
+    "Check the MD5 against ETags that look like one (multipart uploads' ETags are not MD5s)."
 )
-@click.option(
-    "-x",
-    "--split",
-    "split",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    show_envvar=True,
-    help="Connections per file while other files wait.",
-)
-@click.option(
-    "--max-connections",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    show_envvar=True,
-    help="Global connection budget for the whole run.",
-)
-@click.option(
-    "--chunk-size",
-    type=ByteSize(),
-    show_envvar=True,
-    help="Range size, e.g. 16M (default: chosen from each file's size).",
-)
-@click.option(
-    "--connect-timeout",
-    type=FiniteFloatRange(0.1),
-    default=15.0,
-    show_default=True,
-    show_envvar=True,
-    help="Seconds to connect.",
-)
-@click.option(
-    "--preallocate/--no-preallocate",
-    default=True,
-    show_default=True,
-    show_envvar=True,
-    help="Reserve disk space for each file up front.",
-)
-@click.option(
-    "--md5-check/--no-md5-check",
-    "md5_check",
-    default=True,
-    show_default=True,
-    show_envvar=True,
-    help="Check the MD5 against ETags that look like one (multipart uploads' ETags are not MD5s).",
-)
-@click.option(
-    "--sha256",
-    "sha256",
-    is_flag=True,
-    show_envvar=True,
-    help="Also record each file's SHA-256 in the manifest (about 0.5 CPU-seconds per GiB; "
-    "a CRC-64 is always recorded).",
+@sha256_option(
+    "Also record each file's SHA-256 in the manifest (about 0.5 CPU-seconds per GiB; "
+    "a CRC-64 is always recorded)."
 )
 @click.option(
     "--recheck",
@@ -214,36 +153,13 @@ SECTIONS = (
     "fetch again any that changed. Without it, only files whose size, mtime, ctime or "
     "inode changed are read.",
 )
-@click.option(
-    "--insecure-links",
-    is_flag=True,
-    show_envvar=True,
-    help="Do not verify TLS certificates of download links (dotted bucket names "
-    "can break certificate matching). Logged; never the default.",
+@insecure_links_option(
+    "Do not verify TLS certificates of download links (dotted bucket names "
+    "can break certificate matching). Logged; never the default."
 )
-@click.option(
-    "--wait-lock",
-    is_flag=True,
-    show_envvar=True,
-    help="Wait for another run on the same folder instead of exiting.",
-)
-@click.option(
-    "--progress",
-    "progress_mode",
-    show_envvar=True,
-    type=click.Choice(["auto", "tty", "log", "quiet"]),
-    default="auto",
-    show_default=True,
-    help="Bars at a terminal, periodic log lines otherwise.",
-)
-@click.option(
-    "--progress-interval",
-    type=FiniteFloatRange(1),
-    default=30.0,
-    show_default=True,
-    show_envvar=True,
-    help="Seconds between progress lines without a terminal.",
-)
+@wait_lock_option("Wait for another run on the same folder instead of exiting.")
+@progress_option("Bars at a terminal, periodic log lines otherwise.")
+@progress_interval_option("Seconds between progress lines without a terminal.")
 @output_options
 @metrics_file_option
 @click.pass_obj
@@ -282,8 +198,7 @@ def download(
     api: ApiSettings,
 ) -> int:
     """Download every file of BACKUP_ID into the output folder (resumable)."""
-    from downloader.download import LINKS_FILE_ID, Selection, TransportConfig, run_download
-    from downloader.engine import EngineConfig
+    from downloader.download import LINKS_FILE_ID, Selection, run_download
 
     if latest and not instance_id:
         raise UsageError("--latest needs --instance-id")
@@ -297,34 +212,14 @@ def download(
         raise UsageError("give a BACKUP_ID, or --instance-id with --latest, or --links-file")
     if links_file and latest:
         raise UsageError("--links-file and --latest cannot be combined")
-    if insecure_links:
-        log.warning("--insecure-links: TLS certificates of download links are NOT verified")
-    transport = TransportConfig(
-        connect_timeout=connect_timeout,
-        stall_timeout=stall_timeout,
-        ssl=False if insecure_links else (api.ssl_context() or True),
-        expiry_margin=expiry_margin,
-    )
+    params = click.get_current_context().params
+    base, transport = transfer_configs(output, api, params)
     selection = Selection(include, exclude, databases)
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=progress_interval)
     if isinstance(reporter, TerminalReporter):
         configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)
-    base = EngineConfig(
-        out_dir=output,
-        backup_id="",
-        jobs=jobs,
-        per_file=split,
-        connections=max_connections,
-        chunk_size=chunk_size,
-        retries=retries,
-        limit_rate=limit_rate,
-        preallocate=preallocate,
-        check_md5=md5_check,
-        sha256=sha256,
-        recheck=recheck,
-    )
     if to_time is not None:  # a point-in-time chain: chain_cmd.py checks what goes with it
-        return download_chain(g, api, base, transport, reporter, click.get_current_context().params)
+        return download_chain(g, api, base, transport, reporter, params)
 
     async def go(
         bid: str,

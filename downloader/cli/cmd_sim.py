@@ -19,7 +19,7 @@ from downloader.logsetup import configure_logging
 from downloader.models import FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
-from .options import ByteRate, FiniteFloatRange, NonEmptyPath
+from .paramtypes import ByteRate, FiniteFloatRange, NonEmptyPath
 from .render import finish_run
 from .runner import run_async
 

@@ -13,22 +13,33 @@ from downloader.api.factory import ApiSettings, open_client
 from downloader.errors import UsageError
 
 from .options import (
-    ByteSize,
-    FiniteFloatRange,
     Globals,
-    NonEmptyPath,
     api_options,
+    chunk_size_option,
+    connect_timeout_option,
     env_name,
     expiry_margin_option,
+    insecure_links_option,
+    jobs_option,
     limit_rate_option,
+    max_connections_option,
+    md5_check_option,
     metrics_file_option,
+    output_folder_option,
     output_options,
+    preallocate_option,
+    progress_interval_option,
+    progress_option,
     retries_option,
+    sha256_option,
+    split_option,
     stall_timeout_option,
+    transfer_configs,
+    wait_lock_option,
 )
 from .render import echo_json
 from .runner import run_async
-from .sections import API_OPTIONS, SectionedCommand
+from .sections import API_OPTIONS, TRANSFER_OPTIONS, SectionedCommand
 
 if TYPE_CHECKING:
     from downloader.sync.plan import Shard
@@ -48,22 +59,7 @@ SECTIONS = (
         ("--instance-id", "--all-instances", "--backup-type", "--shard"),
     ),
     ("Where", ("--output", "--keep", "--wait-lock", "--preallocate")),
-    (
-        "Transfer",
-        (
-            "--parallel-instances",
-            "--jobs",
-            "--split",
-            "--max-connections",
-            "--chunk-size",
-            "--limit-rate",
-            "--retries",
-            "--connect-timeout",
-            "--stall-timeout",
-            "--expiry-margin",
-            "--insecure-links",
-        ),
-    ),
+    ("Transfer", ("--parallel-instances", *TRANSFER_OPTIONS)),
     ("Checks", ("--md5-check", "--sha256")),
     ("Output", ("--dry-run", "--metrics-file", "--progress", "--progress-interval", "--json")),
     ("API", API_OPTIONS),
@@ -89,14 +85,7 @@ class ShardType(_ShardBase):
 
 
 @click.command(cls=SectionedCommand, sections=SECTIONS)
-@click.option(
-    "-o",
-    "--output",
-    type=NonEmptyPath(file_okay=False, path_type=Path),
-    required=True,
-    show_envvar=True,
-    help="The mirror's root: each backup goes to ROOT/<instance_id>/<backup_id>/.",
-)
+@output_folder_option("The mirror's root: each backup goes to ROOT/<instance_id>/<backup_id>/.")
 @click.option(
     "--instance-id",
     "instance_ids",
@@ -154,96 +143,22 @@ class ShardType(_ShardBase):
 @stall_timeout_option
 @expiry_margin_option
 @limit_rate_option
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    show_envvar=True,
-    help="Files of one backup downloaded at once.",
+@jobs_option("Files of one backup downloaded at once.")
+@split_option()
+@max_connections_option("Connection budget of the whole run, all instances together.")
+@chunk_size_option()
+@connect_timeout_option
+@preallocate_option
+@md5_check_option("Check the MD5 against ETags that look like one.")
+@sha256_option("Also record each file's SHA-256 in the manifests.")
+@insecure_links_option(
+    "Do not verify TLS certificates of download links. Logged; never the default."
 )
-@click.option(
-    "-x",
-    "--split",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    show_envvar=True,
-    help="Connections per file while other files wait.",
+@wait_lock_option("Wait for another sync of the same root (and shard) instead of exiting 5.")
+@progress_option(
+    "Periodic log lines per backup, or errors only.", choices=("log", "quiet"), default="log"
 )
-@click.option(
-    "--max-connections",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    show_envvar=True,
-    help="Connection budget of the whole run, all instances together.",
-)
-@click.option(
-    "--chunk-size",
-    type=ByteSize(),
-    show_envvar=True,
-    help="Range size, e.g. 16M (default: chosen from each file's size).",
-)
-@click.option(
-    "--connect-timeout",
-    type=FiniteFloatRange(0.1),
-    default=15.0,
-    show_default=True,
-    show_envvar=True,
-    help="Seconds to connect.",
-)
-@click.option(
-    "--preallocate/--no-preallocate",
-    default=True,
-    show_default=True,
-    show_envvar=True,
-    help="Reserve disk space for each file up front.",
-)
-@click.option(
-    "--md5-check/--no-md5-check",
-    "md5_check",
-    default=True,
-    show_default=True,
-    show_envvar=True,
-    help="Check the MD5 against ETags that look like one.",
-)
-@click.option(
-    "--sha256",
-    is_flag=True,
-    show_envvar=True,
-    help="Also record each file's SHA-256 in the manifests.",
-)
-@click.option(
-    "--insecure-links",
-    is_flag=True,
-    show_envvar=True,
-    help="Do not verify TLS certificates of download links. Logged; never the default.",
-)
-@click.option(
-    "--wait-lock",
-    is_flag=True,
-    show_envvar=True,
-    help="Wait for another sync of the same root (and shard) instead of exiting 5.",
-)
-@click.option(
-    "--progress",
-    "progress_mode",
-    show_envvar=True,
-    type=click.Choice(["log", "quiet"]),
-    default="log",
-    show_default=True,
-    help="Periodic log lines per backup, or errors only.",
-)
-@click.option(
-    "--progress-interval",
-    type=FiniteFloatRange(1),
-    default=30.0,
-    show_default=True,
-    show_envvar=True,
-    help="Seconds between progress lines.",
-)
+@progress_interval_option("Seconds between progress lines.")
 @output_options
 @click.pass_obj
 def sync(
@@ -284,8 +199,6 @@ def sync(
     Exit 0 when every instance succeeded, 1 when any failed (each is named), 5 when another
     sync holds ROOT.
     """
-    from downloader.download import TransportConfig
-    from downloader.engine import EngineConfig
     from downloader.sync.plan import folder_name_problem
     from downloader.sync.run import SyncConfig, run_sync
 
@@ -297,27 +210,7 @@ def sync(
             raise UsageError(f"--instance-id {instance_id!r} cannot name a folder: {problem}")
     if metrics_file is not None and not metrics_file.parent.is_dir():
         raise UsageError(f"--metrics-file {metrics_file}: its folder does not exist")
-    if insecure_links:
-        log.warning("--insecure-links: TLS certificates of download links are NOT verified")
-    engine = EngineConfig(
-        out_dir=output,
-        backup_id="",
-        jobs=jobs,
-        per_file=split,
-        connections=max_connections,
-        chunk_size=chunk_size,
-        retries=retries,
-        limit_rate=limit_rate,
-        preallocate=preallocate,
-        check_md5=md5_check,
-        sha256=sha256,
-    )
-    transport = TransportConfig(
-        connect_timeout=connect_timeout,
-        stall_timeout=stall_timeout,
-        ssl=False if insecure_links else (api.ssl_context() or True),
-        expiry_margin=expiry_margin,
-    )
+    engine, transport = transfer_configs(output, api, click.get_current_context().params)
     config = SyncConfig(
         root=output,
         engine=engine,

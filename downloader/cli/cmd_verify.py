@@ -10,7 +10,8 @@ from downloader.errors import VerificationError
 from downloader.results import SERVER_CHECKSUM
 from downloader.textfmt import printable
 
-from .options import NonEmptyPath, output_options
+from .options import output_options
+from .paramtypes import NonEmptyPath
 from .render import echo_json, size_only_note
 
 __all__ = ["verify"]

@@ -1,36 +1,41 @@
-"""Options shared by several commands, the parameter types behind them, and the naming of
-their ``RDS_BACKUP_<OPTION>`` environment variables."""
+"""Options shared by several commands (each declared once, with the help text every command
+shows), the engine and transport settings they make, and the naming of their
+``RDS_BACKUP_<OPTION>`` environment variables. Their parameter types are in
+:mod:`~downloader.cli.paramtypes`."""
 
 from __future__ import annotations
 
 import functools
-import math
-import os
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from downloader.api.factory import ApiSettings, load_ca_bundle
-from downloader.errors import UsageError
-from downloader.textfmt import parse_size
+from downloader.api.factory import ApiSettings
+
+from .paramtypes import ByteRate, ByteSize, CaBundle, FiniteFloatRange, NonEmptyPath
+
+if TYPE_CHECKING:
+    from downloader.download import TransportConfig
+    from downloader.engine import EngineConfig
 
 __all__ = [
     "ENV_PREFIX",
-    "ByteRate",
-    "ByteSize",
-    "CaBundle",
-    "FiniteFloatRange",
     "Globals",
-    "NonEmptyPath",
     "api_options",
     "env_name",
     "name_env_vars",
     "option_env_name",
     "output_options",
+    "transfer_configs",
 ]
+
+log = logging.getLogger("rds_backup.cli")
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 ENV_PREFIX = "RDS_BACKUP"
 
@@ -51,120 +56,6 @@ class Globals:
     @property
     def log_level(self) -> str:
         return "debug" if self.debug else "info"
-
-
-# --------------------------------------------------------------------------- parameter types
-
-
-if TYPE_CHECKING:
-    _IntType = click.ParamType[int]  # generic in newer click releases only
-else:
-    _IntType = click.ParamType
-
-
-GIB = 1024**3
-
-
-def _size_text(n: int) -> str:
-    """4294967296 -> ``4G``: a bound as the user would write it."""
-    for unit, scale in (("G", GIB), ("M", 1024**2), ("K", 1024)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{unit}"
-    return str(n)
-
-
-class ByteSize(_IntType):
-    """``16M`` -> 16777216 (K, M, G are powers of 1024; ``MiB``, ``MB`` and ``/s`` are read
-    the same), at least ``minimum`` and at most ``maximum``. With ``zero_ok``, ``0`` (or
-    nothing) gives 0: "no limit" for options that say so."""
-
-    name = "size"
-    # A range or a window held in memory: past this a value is a typo, not a setting.
-    default_maximum = 4 * GIB
-    unit = ""  # after a bound in a message
-
-    def __init__(
-        self, *, minimum: int = 1024, maximum: int | None = None, zero_ok: bool = False
-    ) -> None:
-        self.minimum = minimum
-        self.maximum = self.default_maximum if maximum is None else maximum
-        self.zero_ok = zero_ok
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
-        return "TEXT"  # --help as it was when these options took plain text
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value)
-        if self.zero_ok and text.strip() in ("", "0"):
-            return 0
-        try:
-            n = parse_size(text)
-        except (ValueError, OverflowError):  # OverflowError: more digits than a float holds
-            self.fail(
-                f"invalid {self.name} {text!r}: use a number with an optional K, M or G",
-                param,
-                ctx,
-            )
-        if n < self.minimum:
-            self.fail(
-                f"{self.name} {text!r} is too low: at least {self.minimum // 1024}K", param, ctx
-            )
-        if n > self.maximum:
-            self.fail(
-                f"{self.name} {text!r} is too high: at most {_size_text(self.maximum)}{self.unit}",
-                param,
-                ctx,
-            )
-        return n
-
-
-class ByteRate(ByteSize):
-    """Bytes per second, written like a size: ``50M`` (a trailing ``/s`` is fine)."""
-
-    name = "rate"
-    default_maximum = 100 * GIB  # faster than any network this runs over
-    unit = "/s"
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A ``FloatRange`` that refuses ``nan`` and ``inf`` (which pass any range check, or
-    mean "never" where a number of seconds is expected)."""
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return float(rv)
-
-
-class NonEmptyPath(click.Path):
-    """A ``click.Path`` that refuses an empty string (``-o ''`` would otherwise mean the
-    current folder)."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if os.fspath(value) in ("", b""):
-            self.fail("an empty path is not allowed.", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-class CaBundle(NonEmptyPath):
-    """A PEM file of CA certificates, loaded as the option is parsed: a wrong file is a
-    usage error naming it, not an OpenSSL message once the run has started."""
-
-    def __init__(self) -> None:
-        super().__init__(exists=True, dir_okay=False)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        path = super().convert(value, param, ctx)
-        try:
-            load_ca_bundle(os.fsdecode(path))
-        except UsageError as exc:
-            self.fail(str(exc), param, ctx)
-        return path
 
 
 # --------------------------------------------------------------------------- option bundles
@@ -337,7 +228,7 @@ metrics_file_option = click.option(
 )
 
 
-def retries_option(fails: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def retries_option(fails: str) -> Decorator:
     """``--retries``; ``fails`` says what gives up once they are spent."""
     return click.option(
         "--retries",
@@ -347,3 +238,170 @@ def retries_option(fails: str) -> Callable[[Callable[..., Any]], Callable[..., A
         show_envvar=True,
         help=f"Retries of one range in a row before {fails}.",
     )
+
+
+# The options of download and sync (and some of cat's); ``text`` is the help of a command
+# whose option means something of its own (a backup's files, one stream's connections).
+
+
+def output_folder_option(text: str) -> Decorator:
+    """``-o/--output``: the folder the run writes into (required)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=NonEmptyPath(file_okay=False, path_type=Path),
+        required=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def jobs_option(text: str) -> Decorator:
+    """``-j/--jobs``: files downloaded at once."""
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(1, 64),
+        default=8,
+        show_default=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def split_option(text: str = "Connections per file while other files wait.") -> Decorator:
+    """``-x/--split``: connections per file."""
+    return click.option(
+        "-x",
+        "--split",
+        type=click.IntRange(1, 64),
+        default=8,
+        show_default=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def max_connections_option(text: str) -> Decorator:
+    """``--max-connections``: the run's connection budget."""
+    return click.option(
+        "--max-connections",
+        type=click.IntRange(1, 256),
+        default=32,
+        show_default=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def chunk_size_option(
+    text: str = "Range size, e.g. 16M (default: chosen from each file's size).",
+) -> Decorator:
+    """``--chunk-size``: the size of one ranged GET."""
+    return click.option("--chunk-size", type=ByteSize(), show_envvar=True, help=text)
+
+
+connect_timeout_option = click.option(
+    "--connect-timeout",
+    type=FiniteFloatRange(0.1),
+    default=15.0,
+    show_default=True,
+    show_envvar=True,
+    help="Seconds to connect.",
+)
+preallocate_option = click.option(
+    "--preallocate/--no-preallocate",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="Reserve disk space for each file up front.",
+)
+
+
+def md5_check_option(text: str, *, show_default: bool = True) -> Decorator:
+    """``--md5-check/--no-md5-check``, on by default."""
+    return click.option(
+        "--md5-check/--no-md5-check",
+        "md5_check",
+        default=True,
+        show_default=show_default,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def sha256_option(text: str) -> Decorator:
+    """``--sha256``: also record each file's SHA-256."""
+    return click.option("--sha256", is_flag=True, show_envvar=True, help=text)
+
+
+def insecure_links_option(text: str) -> Decorator:
+    """``--insecure-links``: download links without TLS verification, logged."""
+    return click.option("--insecure-links", is_flag=True, show_envvar=True, help=text)
+
+
+def wait_lock_option(text: str) -> Decorator:
+    """``--wait-lock``: wait for the run holding the lock instead of exiting."""
+    return click.option("--wait-lock", is_flag=True, show_envvar=True, help=text)
+
+
+def progress_option(
+    text: str, choices: Sequence[str] = ("auto", "tty", "log", "quiet"), default: str = "auto"
+) -> Decorator:
+    """``--progress``, received as ``progress_mode``."""
+    return click.option(
+        "--progress",
+        "progress_mode",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def progress_interval_option(text: str) -> Decorator:
+    """``--progress-interval``: seconds between progress lines."""
+    return click.option(
+        "--progress-interval",
+        type=FiniteFloatRange(1),
+        default=30.0,
+        show_default=True,
+        show_envvar=True,
+        help=text,
+    )
+
+
+def transfer_configs(
+    output: Path, api: ApiSettings, params: Mapping[str, Any]
+) -> tuple[EngineConfig, TransportConfig]:
+    """The engine's and the links' transport settings from the transfer options ``download``
+    and ``sync`` share (``params``: the command's, as click parsed them); ``backup_id`` is
+    left for each run to fill in. Logs the warning ``--insecure-links`` owes."""
+    from downloader.download import TransportConfig
+    from downloader.engine import EngineConfig
+
+    insecure = bool(params["insecure_links"])
+    if insecure:
+        log.warning("--insecure-links: TLS certificates of download links are NOT verified")
+    engine = EngineConfig(
+        out_dir=output,
+        backup_id="",
+        jobs=params["jobs"],
+        per_file=params["split"],
+        connections=params["max_connections"],
+        chunk_size=params["chunk_size"],
+        retries=params["retries"],
+        limit_rate=params["limit_rate"],
+        preallocate=params["preallocate"],
+        check_md5=params["md5_check"],
+        sha256=params["sha256"],
+        recheck=params.get("recheck", False),  # download's only
+    )
+    transport = TransportConfig(
+        connect_timeout=params["connect_timeout"],
+        stall_timeout=params["stall_timeout"],
+        ssl=False if insecure else (api.ssl_context() or True),
+        expiry_margin=params["expiry_margin"],
+    )
+    return engine, transport

@@ -104,12 +104,7 @@ def finish_run(
         )
         if report.size_only:
             click.echo(size_only_note(report.size_only), err=True)
-        if report.manifest:
-            click.echo(printable(f"manifest: {report.manifest}"), err=True)
-        if isinstance(reporter, TerminalReporter):
-            for line in hints:
-                # Database names come from the API: never raw to the terminal.
-                click.echo(printable(line), err=True)
+        _echo_manifest_and_steps(report.manifest, hints, reporter)
     log.info(
         "run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "
         "%d re-resolutions, %d links refused, %d size-only",
@@ -179,11 +174,7 @@ def finish_chain(report: ChainReport, reporter: ReporterBase, *, as_json: bool, 
         for r in report.runs:
             for o in r.report.failed:
                 click.echo(printable(f"FAILED {r.link.folder}/{o.name}: {o.detail}"), err=True)
-        if report.manifest:
-            click.echo(printable(f"manifest: {report.manifest}"), err=True)
-        if isinstance(reporter, TerminalReporter):
-            for line in hints:
-                click.echo(printable(line), err=True)
+        _echo_manifest_and_steps(report.manifest, hints, reporter)
     log.info(
         "chain run finished: exit %d, %d backups, %d files failed, %d bytes fetched",
         report.exit_code,
@@ -192,3 +183,15 @@ def finish_chain(report: ChainReport, reporter: ReporterBase, *, as_json: bool, 
         report.bytes_fetched,
     )
     return report.exit_code
+
+
+def _echo_manifest_and_steps(
+    manifest: str | None, hints: Sequence[str], reporter: ReporterBase
+) -> None:
+    """The run's manifest and, at a terminal, the restore steps (on stderr)."""
+    if manifest:
+        click.echo(printable(f"manifest: {manifest}"), err=True)
+    if isinstance(reporter, TerminalReporter):
+        for line in hints:
+            # Database names come from the API: never raw to the terminal.
+            click.echo(printable(line), err=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-__all__ = ["API_OPTIONS", "SectionedCommand"]
+__all__ = ["API_OPTIONS", "TRANSFER_OPTIONS", "SectionedCommand"]
 
 # The options that :func:`downloader.cli.options.api_options` adds, in its order.
 API_OPTIONS = (
@@ -24,6 +24,20 @@ API_OPTIONS = (
     "--ca-bundle",
     "--api-rate",
     "--api-timeout",
+)
+
+# The "Transfer" section of download and sync, in its order.
+TRANSFER_OPTIONS = (
+    "--jobs",
+    "--split",
+    "--max-connections",
+    "--chunk-size",
+    "--limit-rate",
+    "--retries",
+    "--connect-timeout",
+    "--stall-timeout",
+    "--expiry-margin",
+    "--insecure-links",
 )
 
 OTHER = "Other options"

@@ -14,9 +14,7 @@ knows only this module's own output; prometheus_client is not needed at run time
 from __future__ import annotations
 
 import math
-import os
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,25 +185,9 @@ def carry_over(
 
 
 def write_metrics_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a new unguessable temporary name beside it
-    (never through a link), fsync, rename over ``path``, fsync of the folder. 0644."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = storage.open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        try:
-            os.fchmod(fd, FILE_MODE)  # whatever the umask: the collector must read it
-            view = memoryview(text.encode())
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    storage.fsync_dir(path.parent)
+    """Write ``text`` to ``path`` atomically (:func:`downloader.storage.atomic_write`), 0644
+    whatever the umask: the collector must read it."""
+    storage.atomic_write(Path(path), text.encode(), mode=FILE_MODE, hidden=True)
 
 
 def write_run_metrics(

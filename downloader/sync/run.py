@@ -30,7 +30,7 @@ from downloader import storage
 from downloader.api.client import RdsClient
 from downloader.download import Selection, TransportConfig, make_session, run_download
 from downloader.engine import EngineConfig
-from downloader.errors import RdsBackupError, StorageError
+from downloader.errors import RdsBackupError
 from downloader.lock import FolderLock
 from downloader.models import Backup, FileListing
 from downloader.progress import make_reporter
@@ -106,7 +106,7 @@ async def run_sync(config: SyncConfig, client: RdsClient) -> SyncReport:
         report.seconds = time.monotonic() - started
         return report
     try:
-        _prepare_root(config)
+        storage.Layout(config.root).prepare(state_only=True)
     except RdsBackupError as exc:
         report.error = exc
         _write_metrics(config, report, wall_start)
@@ -130,17 +130,6 @@ async def run_sync(config: SyncConfig, client: RdsClient) -> SyncReport:
         finally:
             lock.release()
     return report
-
-
-def _prepare_root(config: SyncConfig) -> None:
-    try:
-        config.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create {exc.filename}: {exc.strerror}", errno=exc.errno
-        ) from exc
-    storage.private_dir(config.state)
-    storage.refuse_links_in(config.state)
 
 
 def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) -> None:

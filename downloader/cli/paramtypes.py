@@ -1,0 +1,126 @@
+"""The parameter types behind the commands' options: sizes and rates written like ``16M``,
+finite numbers of seconds, non-empty paths, a CA bundle loaded as it is parsed."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from downloader.api.factory import load_ca_bundle
+from downloader.errors import UsageError
+from downloader.textfmt import parse_size
+
+__all__ = ["GIB", "ByteRate", "ByteSize", "CaBundle", "FiniteFloatRange", "NonEmptyPath"]
+
+if TYPE_CHECKING:
+    _IntType = click.ParamType[int]  # generic in newer click releases only
+else:
+    _IntType = click.ParamType
+
+
+GIB = 1024**3
+
+
+def _size_text(n: int) -> str:
+    """4294967296 -> ``4G``: a bound as the user would write it."""
+    for unit, scale in (("G", GIB), ("M", 1024**2), ("K", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+class ByteSize(_IntType):
+    """``16M`` -> 16777216 (K, M, G are powers of 1024; ``MiB``, ``MB`` and ``/s`` are read
+    the same), at least ``minimum`` and at most ``maximum``. With ``zero_ok``, ``0`` (or
+    nothing) gives 0: "no limit" for options that say so."""
+
+    name = "size"
+    # A range or a window held in memory: past this a value is a typo, not a setting.
+    default_maximum = 4 * GIB
+    unit = ""  # after a bound in a message
+
+    def __init__(
+        self, *, minimum: int = 1024, maximum: int | None = None, zero_ok: bool = False
+    ) -> None:
+        self.minimum = minimum
+        self.maximum = self.default_maximum if maximum is None else maximum
+        self.zero_ok = zero_ok
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        return "TEXT"  # --help as it was when these options took plain text
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        if self.zero_ok and text.strip() in ("", "0"):
+            return 0
+        try:
+            n = parse_size(text)
+        except (ValueError, OverflowError):  # OverflowError: more digits than a float holds
+            self.fail(
+                f"invalid {self.name} {text!r}: use a number with an optional K, M or G",
+                param,
+                ctx,
+            )
+        if n < self.minimum:
+            self.fail(
+                f"{self.name} {text!r} is too low: at least {self.minimum // 1024}K", param, ctx
+            )
+        if n > self.maximum:
+            self.fail(
+                f"{self.name} {text!r} is too high: at most {_size_text(self.maximum)}{self.unit}",
+                param,
+                ctx,
+            )
+        return n
+
+
+class ByteRate(ByteSize):
+    """Bytes per second, written like a size: ``50M`` (a trailing ``/s`` is fine)."""
+
+    name = "rate"
+    default_maximum = 100 * GIB  # faster than any network this runs over
+    unit = "/s"
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that refuses ``nan`` and ``inf`` (which pass any range check, or
+    mean "never" where a number of seconds is expected)."""
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return float(rv)
+
+
+class NonEmptyPath(click.Path):
+    """A ``click.Path`` that refuses an empty string (``-o ''`` would otherwise mean the
+    current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if os.fspath(value) in ("", b""):
+            self.fail("an empty path is not allowed.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class CaBundle(NonEmptyPath):
+    """A PEM file of CA certificates, loaded as the option is parsed: a wrong file is a
+    usage error naming it, not an OpenSSL message once the run has started."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        try:
+            load_ca_bundle(os.fsdecode(path))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+        return path
