@@ -109,8 +109,10 @@ def parse_point_in_time(text: str) -> datetime:
 
 
 def utc_text(when: datetime) -> str:
-    """An instant as ``2026-11-29T05:00:00Z``: one spelling per instant."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An instant as ``2026-11-29T05:00:00Z``: one spelling per instant (and one instant per
+    spelling: a fraction of a second is kept, ``...05:00:00.500000Z``)."""
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def chain_id(instance_id: str, to_time: datetime) -> str:
@@ -141,33 +143,27 @@ def _end(b: Backup) -> datetime:
 def newest_full(backups: Iterable[Backup], to_time: datetime) -> Backup | None:
     """The COMPLETED full backup with the newest end at or before ``to_time`` (ties: the
     newest begin, then the id, so the answer never depends on the listing's order)."""
-    fulls = [b for b in backups if _usable(b) and b.type in FULL_TYPES and _end(b) <= to_time]
-    if not fulls:
-        return None
-    return max(fulls, key=lambda b: (_end(b), _begin(b), b.id))
+    fulls = _fulls_by_age(backups, to_time)
+    return fulls[0] if fulls else None
 
 
-def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str) -> Chain:
-    """The chain that restores ``instance_id`` to ``to_time``, from any listing in any order
-    (several pages, duplicates, noise). Raises ChainUnreachableError when there is none."""
-    usable = {b.id: b for b in backups if _usable(b)}.values()  # a backup once, however listed
-    full = newest_full(usable, to_time)
-    if full is None:
-        later = [_end(b) for b in usable if b.type in FULL_TYPES]
-        raise ChainUnreachableError(
-            instance_id,
-            to_time,
-            reason="no_full",
-            gap_from=None,
-            gap_to=min(later) if later else None,
-            reachable=None,
-        )
-    incrementals = sorted(
-        (b for b in usable if b.type == INCREMENTAL_TYPE),
-        # Begin order; at one begin the longest first, so a shorter twin adds nothing.
-        key=lambda b: (_begin(b), -(_end(b) - _begin(b)).total_seconds(), b.id),
-    )
-    reach = _begin(full)
+def _fulls_by_age(backups: Iterable[Backup], to_time: datetime | None) -> list[Backup]:
+    """The COMPLETED fulls (ending at or before ``to_time``, when given), newest first."""
+    fulls = [
+        b
+        for b in backups
+        if _usable(b) and b.type in FULL_TYPES and (to_time is None or _end(b) <= to_time)
+    ]
+    return sorted(fulls, key=lambda b: (_end(b), _begin(b), b.id), reverse=True)
+
+
+def _cover(
+    start: datetime, incrementals: Sequence[Backup], to_time: datetime
+) -> tuple[list[Backup], datetime, Backup | None]:
+    """The incrementals (in begin order) that cover ``start`` onwards without a gap, up to
+    the first that reaches ``to_time``: those taken, where they reach, and the first one
+    after a gap (None: no gap before ``to_time``)."""
+    reach = start
     taken: list[Backup] = []
     for inc in incrementals:
         if reach >= to_time:
@@ -175,24 +171,59 @@ def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str)
         if _end(inc) <= reach:
             continue  # wholly before what is still needed (or covered by a longer one)
         if _begin(inc) > reach:
-            raise ChainUnreachableError(
-                instance_id,
-                to_time,
-                reason="gap",
-                gap_from=reach,
-                gap_to=_begin(inc),
-                reachable=max(reach, _end(full)),
-            )
+            return taken, reach, inc
         taken.append(inc)
         reach = _end(inc)
-    if reach < to_time:
+    return taken, reach, None
+
+
+def _restorable(full: Backup, incrementals: Sequence[Backup], to_time: datetime) -> datetime | None:
+    """The newest moment at or before ``to_time`` that ``full`` and the incrementals
+    restore to (a full is usable from its end, with the incrementals from its begin on), or
+    None when they do not even reach the full's end."""
+    _, reach, _ = _cover(_begin(full), incrementals, to_time)
+    if reach < _end(full):
+        return None
+    return min(reach, to_time)
+
+
+def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str) -> Chain:
+    """The chain that restores ``instance_id`` to ``to_time``, from any listing in any order
+    (several pages, duplicates, noise). Raises ChainUnreachableError when there is none."""
+    usable = list({b.id: b for b in backups if _usable(b)}.values())  # once, however listed
+    incrementals = sorted(
+        (b for b in usable if b.type == INCREMENTAL_TYPE),
+        # Begin order; at one begin the longest first, so a shorter twin adds nothing.
+        key=lambda b: (_begin(b), -(_end(b) - _begin(b)).total_seconds(), b.id),
+    )
+    fulls = _fulls_by_age(usable, to_time)
+    if not fulls:
+        later = [f for f in _fulls_by_age(usable, None) if _end(f) > to_time]
+        firsts = [_restorable(f, incrementals, _end(f)) for f in later]
+        earliest = min((w for w in firsts if w is not None), default=None)
         raise ChainUnreachableError(
             instance_id,
             to_time,
-            reason="not_yet",
+            reason="no_full",
+            gap_from=None,
+            gap_to=earliest,
+            reachable=None,
+        )
+    full = fulls[0]
+    taken, reach, after_gap = _cover(_begin(full), incrementals, to_time)
+    if reach < to_time:
+        # The newest moment any full restores to: never one that would be refused.
+        reachable = max(
+            (w for w in (_restorable(f, incrementals, to_time) for f in fulls) if w is not None),
+            default=None,
+        )
+        raise ChainUnreachableError(
+            instance_id,
+            to_time,
+            reason="gap" if after_gap is not None else "not_yet",
             gap_from=reach,
-            gap_to=None,
-            reachable=max(reach, _end(full)),
+            gap_to=_begin(after_gap) if after_gap is not None else None,
+            reachable=reachable,
         )
     ordered = [full, *taken]
     names = folder_names(ordered)

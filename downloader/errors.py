@@ -273,10 +273,11 @@ class ConsumerGoneError(RdsBackupError):
 
 class ChainUnreachableError(RdsBackupError):
     """No chain of COMPLETED backups restores ``instance_id`` to ``to_time``. ``reason``:
-    ``no_full`` (no full backup ends by then; ``gap_to`` is the end of the earliest full,
-    if any), ``gap`` (no incremental covers ``gap_from`` to ``gap_to``) or ``not_yet`` (the
-    incrementals end at ``gap_from``). ``reachable`` is the newest moment that can be
-    restored to, at or before ``to_time`` (None: none)."""
+    ``no_full`` (no full backup ends by then; ``gap_to`` is the earliest moment that can be
+    restored to, if any), ``gap`` (no incremental covers ``gap_from`` to ``gap_to``) or
+    ``not_yet`` (the incrementals end at ``gap_from``). ``reachable`` is the newest moment
+    that can be restored to, at or before ``to_time`` (None: none): one ``--to-time``
+    accepts."""
 
     def __init__(
         self,
@@ -292,6 +293,11 @@ class ChainUnreachableError(RdsBackupError):
             return when.isoformat() if when else "?"
 
         head = f"cannot restore instance {instance_id} to {to_time.isoformat()}"
+        newest = (
+            f"the newest moment that can be reached is {iso(reachable)}"
+            if reachable is not None
+            else "no moment before it can be reached"
+        )
         if reason == "no_full":
             why = "no COMPLETED full backup (auto or manual) ends at or before it"
             if gap_to is not None:
@@ -299,12 +305,12 @@ class ChainUnreachableError(RdsBackupError):
         elif reason == "gap":
             why = (
                 f"no COMPLETED incremental backup covers {iso(gap_from)} to {iso(gap_to)} "
-                f"(a gap); the newest moment that can be reached is {iso(reachable)}"
+                f"(a gap); {newest}"
             )
         else:
             why = (
                 f"no COMPLETED incremental backup reaches it yet (they end at {iso(gap_from)}); "
-                f"the newest moment that can be reached is {iso(reachable)}"
+                f"{newest}"
             )
         super().__init__(f"{head}: {why}; nothing was fetched")
         self.instance_id = instance_id

@@ -341,11 +341,13 @@ def chain_steps(
         return [
             head + "the binlogs in folder order:",
             *_mysql_full(fulls),
-            "  cat $D/xtrabackup_binlog_info   # the binlog file and position the full ends at",
-            "  then replay the binlogs from that file (drop those before it) and position, in "
-            "one mysqlbinlog:",
-            f"  TZ=UTC mysqlbinlog --start-position=POS --stop-datetime='{utc:%Y-%m-%d %H:%M:%S}'"
-            f" {every} | mysql -u root -p",
+            "  then replay, in one mysqlbinlog, the binlog the full ends in (from its position)"
+            " and every later one:",
+            "  read BINLOG POS _ < $D/xtrabackup_binlog_info",
+            f"  FILES=$(printf '%s\\n' {every} | sed -n \"\\|/$BINLOG\\$|,\\$p\")",
+            '  [ -n "$FILES" ] || echo "$BINLOG is not in the chain: the full ends before it"',
+            f'  TZ=UTC mysqlbinlog --start-position="$POS" '
+            f"--stop-datetime='{utc:%Y-%m-%d %H:%M:%S}' $FILES | mysql -u root -p",
             "  (mysqlbinlog reads --stop-datetime in its machine's time zone: TZ=UTC makes it "
             f"UTC, and {to_time.isoformat()} is {utc:%H:%M:%S} UTC)",
         ]

@@ -247,6 +247,15 @@ def _verify_chain(
     for entry in strays:
         name = entry.get("name") if isinstance(entry, dict) else None
         checks.append(Check(str(name), False, "not in any backup folder of the chain"))
+    # A backup folder the chain does not list (added, or one renamed): the restore steps'
+    # globs (``*-incremental-*/...``) would replay its files with the chain's.
+    try:
+        names = sorted(os.listdir(layout.root))
+    except OSError as exc:
+        return [*checks, Check(".", False, f"unreadable: {exc.strerror or exc}")]
+    for name in names:
+        if FOLDER_RE.match(name) and name not in seen:
+            checks.append(Check(name, False, "not a backup folder of the chain: move it out"))
     return checks
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -150,6 +151,14 @@ def test_download_to_time_layout_manifest_verify_and_rerun(
     missing = cli(["verify", str(out)], sim)
     assert missing.returncode == 4
     assert f"FAIL  {rows[5]['folder']}  missing" in missing.stdout
+    # Back, and a backup folder the chain does not list beside it (the restore steps' globs
+    # would replay its binlogs with the chain's): exit 4, naming it.
+    (tmp_path / "elsewhere").rename(gone)
+    assert cli(["verify", str(out)], sim).returncode == 0
+    shutil.copytree(gone, out / "07-incremental-0123")
+    extra = cli(["verify", str(out)], sim)
+    assert extra.returncode == 4
+    assert "FAIL  07-incremental-0123  not a backup folder of the chain" in extra.stdout
 
 
 def test_a_chain_and_a_plain_backup_never_share_a_folder(
@@ -189,6 +198,9 @@ def test_a_chain_and_a_plain_backup_never_share_a_folder(
     assert "point-in-time chain" in into_chain.stderr
     other_moment = cli([*args[:-1], "2024-05-20T03:50:00+08:00", "-o", str(chain)], sim)
     assert other_moment.returncode == 2 and "already holds the chain" in other_moment.stderr
+    # Half a second later is another instant too (the same backups, but another restore).
+    later = cli([*args[:-1], "2024-05-20T03:40:00.5+08:00", "-o", str(chain)], sim)
+    assert later.returncode == 2 and "already holds the chain" in later.stderr
 
 
 def test_a_gap_is_refused_with_nothing_fetched(sim_thread: Simulator, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from downloader.chain import (
     FULL_TYPES,
+    chain_id,
     folder_names,
     parse_point_in_time,
     select_chain,
@@ -97,11 +98,18 @@ def test_the_chain_covers_t_without_gaps_or_the_error_names_the_gap(
         assert str(t.isoformat()) in str(exc)
         if exc.reason == "no_full":
             assert not fulls
+            if exc.gap_to is not None:  # the earliest moment it names is one that restores
+                assert exc.gap_to > t and exc.gap_to.isoformat() in str(exc)
+                select_chain(backups, exc.gap_to, "inst")
             return
         assert fulls
         newest = max(fulls, key=lambda b: b.end_time)  # type: ignore[arg-type,return-value]
-        assert exc.gap_from is not None and exc.reachable is not None
-        assert exc.gap_from.isoformat() in str(exc) and exc.reachable.isoformat() in str(exc)
+        assert exc.gap_from is not None and exc.gap_from.isoformat() in str(exc)
+        if exc.reachable is not None:  # the newest moment it names is one that restores
+            assert exc.reachable < t and exc.reachable.isoformat() in str(exc)
+            select_chain(backups, exc.reachable, "inst")
+        else:
+            assert "no moment before it can be reached" in str(exc)
         # The gap is real: after the full began, before T, and nothing covers it.
         assert newest.begin_time <= exc.gap_from < t  # type: ignore[operator]
         assert not covered(backups, exc.gap_from)
@@ -172,10 +180,35 @@ def test_the_gap_and_what_can_be_reached_are_named() -> None:
         T0 + timedelta(minutes=10),
         T0 + timedelta(minutes=20),
     )
-    assert err.reachable == T0 + timedelta(minutes=12)  # the full itself ends later
+    # The full ends at 00:12, after the gap: nothing restores (00:12 would be refused).
+    assert err.reachable is None
     assert err.exit_code == 1
     assert "2026-11-28T00:10:00+08:00 to 2026-11-28T00:20:00+08:00" in str(err)
-    assert "the newest moment that can be reached is 2026-11-28T00:12:00+08:00" in str(err)
+    assert "(a gap); no moment before it can be reached" in str(err)
+    # With an earlier full whose incrementals run to the gap, that is what can be reached.
+    earlier = [mk(4, "auto", -30, 12), mk(5, "incremental", -30, 30), *backups]
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(earlier, T0 + timedelta(minutes=25), "inst")
+    assert caught.value.reachable == T0 + timedelta(minutes=10)
+    assert "the newest moment that can be reached is 2026-11-28T00:10:00+08:00" in str(caught.value)
+    assert select_chain(earlier, T0 + timedelta(minutes=10), "inst").full.id == earlier[0].id
+
+
+def test_the_moment_named_as_reachable_is_never_one_that_is_refused() -> None:
+    # A full alone: its end is not reachable without the incrementals over its span.
+    alone = [mk(1, "auto", 0, 12)]
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(alone, T0 + timedelta(minutes=12), "inst")
+    assert caught.value.reachable is None
+    assert "reached is 2026-11-28T00:12" not in str(caught.value)
+    # Before it: the earliest full whose incrementals cover its span, not merely the first.
+    backups = [mk(1, "auto", 60, 12), mk(2, "auto", 120, 12), mk(3, "incremental", 120, 20)]
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(backups, T0 + timedelta(minutes=30), "inst")
+    assert caught.value.reason == "no_full"
+    assert "the earliest moment that can be restored is 2026-11-28T02:12:00+08:00" in str(
+        caught.value
+    )
 
 
 def test_nothing_yet_and_no_full_are_refused() -> None:
@@ -183,7 +216,12 @@ def test_nothing_yet_and_no_full_are_refused() -> None:
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(backups, T0 + timedelta(minutes=90), "inst")
     assert caught.value.reason == "not_yet"
-    assert "the newest moment that can be reached is 2026-11-28T01:12:00+08:00" in str(caught.value)
+    # The incrementals end at 01:10, before the full does (01:12): nothing restores yet.
+    assert "no moment before it can be reached" in str(caught.value)
+    backups.append(mk(3, "incremental", 70, 10))
+    with pytest.raises(ChainUnreachableError) as caught:
+        select_chain(backups, T0 + timedelta(minutes=90), "inst")
+    assert "the newest moment that can be reached is 2026-11-28T01:20:00+08:00" in str(caught.value)
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(backups, T0 + timedelta(minutes=30), "inst")
     assert caught.value.reason == "no_full"
@@ -232,6 +270,11 @@ def test_z_and_offsets_are_compared_as_instants() -> None:
     )
     with pytest.raises(UsageError, match="not an ISO 8601 time"):
         parse_point_in_time("yesterday 13:00")
+    # One spelling per instant, and one instant per spelling: a fraction is kept.
+    same = ("2026-11-29T13:00:00+08:00", "2026-11-29T00:00:00-05:00", "2026-11-29T05:00:00Z")
+    assert {chain_id("i", parse_point_in_time(t)) for t in same} == {"chain:i@2026-11-29T05:00:00Z"}
+    later = parse_point_in_time("2026-11-29T13:00:00.25+0800")
+    assert chain_id("i", later) == "chain:i@2026-11-29T05:00:00.250000Z"
 
 
 # ------------------------------------------------------------------ restore steps
@@ -252,13 +295,32 @@ def test_mysql_steps_replay_the_binlogs_in_folder_order_up_to_t(tmp_path: Path) 
     assert replay.strip().startswith("TZ=UTC mysqlbinlog")
     assert "--stop-datetime='2026-11-29 05:00:00'" in replay  # 13:00 at +08:00, in UTC
     assert replay.endswith("| mysql -u root -p")
-    # The shell expands the glob to every binlog, in chain order, and no manifest.
-    word = replay.split("--stop-datetime='2026-11-29 05:00:00' ")[1].split(" | ")[0]
-    expanded = subprocess.run(
-        ["bash", "-c", f"printf '%s\\n' {word}"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    want = [str(tmp_path / f / n) for f, names in backups[1:] for n in names]
-    assert expanded == want
+    # Run the printed lines with stand-ins for mysqlbinlog and mysql: the full ends in the
+    # third binlog, so that one (from the position) and every later one are replayed, in
+    # chain order, and no manifest.
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    (restored / "xtrabackup_binlog_info").write_text("mysql-bin.000011\t4567\tuuid:1-9\n")
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("read BINLOG"))
+    script = "\n".join(ln.strip() for ln in lines[start : lines.index(replay) + 1])
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mysqlbinlog").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    (fake / "mysql").write_text("#!/bin/sh\ncat\n")
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    run = subprocess.run(
+        ["bash", "-c", f"D={restored}\n{script}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": f"{fake}:/usr/bin:/bin"},
+    )
+    args = run.stdout.split("\n")
+    assert args[:2] == ["--start-position=4567", "--stop-datetime=2026-11-29 05:00:00"]
+    want = [str(tmp_path / f / n) for f, names in backups[3:] for n in names]
+    assert [a for a in args[2:] if a] == want
+    assert "not in the chain" not in run.stdout
 
 
 def test_postgresql_and_sql_server_steps_stop_at_t() -> None:
