@@ -23,16 +23,19 @@ class FolderLock:
         self.folder = folder
         self._fd: int | None = None
 
-    def _try(self) -> bool:
+    def _try(self, shared: bool = False) -> bool:
         # Never through a link, at its name or as its folder: O_CREAT would make (and the
         # write below truncate) a file wherever it points.
         storage.lstat_private(self.path.parent)
         fd = storage.open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
+        if shared:  # other holders share it: the pid in the file stays the last writer's
+            self._fd = fd
+            return True
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -68,10 +71,17 @@ class FolderLock:
         return pid if pid and _alive(pid) else None
 
     async def acquire(
-        self, *, wait: bool, max_wait: float | None = None, poll: float = 0.2
+        self,
+        *,
+        wait: bool,
+        max_wait: float | None = None,
+        poll: float = 0.2,
+        shared: bool = False,
     ) -> None:
+        """Take the lock (``shared``: with other shared holders, never with an exclusive
+        one), creating its file; LockHeldError when held and not ``wait``."""
         deadline = None if max_wait is None else time.monotonic() + max_wait
-        while not self._try():
+        while not self._try(shared):
             if not wait or (deadline is not None and time.monotonic() >= deadline):
                 raise LockHeldError(self.folder, self.holder())
             await asyncio.sleep(poll)

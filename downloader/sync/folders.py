@@ -107,11 +107,17 @@ def _manifest_matches(layout: storage.Layout, backup_id: str) -> bool:
 def scan_instance(instance_dir: Path, known_times: Mapping[str, datetime]) -> list[Folder]:
     """Every entry directly under ``ROOT/<instance_id>/``, as :class:`Folder`. A folder's
     time is its backup's end time when known (``known_times``: from the API, or recorded by
-    an earlier sync), else when its manifest was written."""
+    an earlier sync), else when its manifest was written.
+
+    Raises UntrustedFolderError when ``ROOT/<instance_id>`` is a link (or not a folder):
+    retention never looks, nor removes, through it (its folders are not under ROOT)."""
     try:
-        entries = list(os.scandir(instance_dir))
+        st = os.lstat(instance_dir)
     except FileNotFoundError:
         return []
+    if not stat.S_ISDIR(st.st_mode):
+        raise UntrustedFolderError(str(instance_dir), "is a link or not a folder")
+    entries = list(os.scandir(instance_dir))
     folders = []
     for entry in sorted(entries, key=lambda e: e.name):
         real_dir = entry.is_dir(follow_symlinks=False)
@@ -126,7 +132,10 @@ def scan_instance(instance_dir: Path, known_times: Mapping[str, datetime]) -> li
 async def remove_backup_folder(folder: Path, backup_id: str) -> None:
     """Remove one complete backup folder, under its own lock (a ``download`` or ``verify``
     in it makes this fail with LockHeldError), after checking once more that it is a real
-    folder whose manifest names ``backup_id``. Links inside are removed, never followed."""
+    folder whose manifest names ``backup_id``, in a real ``ROOT/<instance_id>`` folder.
+    Links inside are removed, never followed."""
+    if not stat.S_ISDIR(os.lstat(folder.parent).st_mode):
+        raise UntrustedFolderError(str(folder.parent), "is a link or not a folder")
     if not stat.S_ISDIR(os.lstat(folder).st_mode):
         raise UntrustedFolderError(str(folder), "is not a folder")
     layout = storage.Layout(folder)

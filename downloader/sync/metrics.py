@@ -210,8 +210,24 @@ def write_run_metrics(
     write_metrics_file(Path(path), render(run))
 
 
-def write_sync_metrics(path: Path, run: RunMetrics, instances: Sequence[InstanceMetrics]) -> None:
+def write_sync_metrics(
+    path: Path,
+    run: RunMetrics,
+    instances: Sequence[InstanceMetrics],
+    *,
+    keep_unlisted: bool = False,
+) -> None:
     """A sync run's file: run-level lines and one set per instance, a failed instance's last
-    success kept from the file being replaced. Raises OSError when it cannot be written."""
-    kept = carry_over(instances, read_previous(Path(path)))
+    success kept from the file being replaced. ``keep_unlisted``: the run failed before it
+    knew its instances (the API refused the list, ROOT could not be prepared ...), so every
+    instance of the previous file is one that failed in this run, its series kept (else the
+    staleness alert of every instance would go silent just when nothing was mirrored).
+    Raises OSError when it cannot be written."""
+    previous = read_previous(Path(path))
+    instances = list(instances)
+    if keep_unlisted:
+        known = {i.instance_id for i in instances}
+        ids = sorted({i for values in previous.values() for i in values} - known)
+        instances += [InstanceMetrics(i, False, None, None) for i in ids]
+    kept = carry_over(instances, previous)
     write_metrics_file(Path(path), render(run, kept))

@@ -85,7 +85,8 @@ class SyncConfig:
     @property
     def lock_path(self) -> Path:
         # One lock per shard: shards of one fleet may share ROOT (a shared volume), and
-        # never share an instance; two runs of the same shard never overlap.
+        # never share an instance; two runs of the same shard never overlap. A shard's run
+        # also holds the root's lock shared, so no unsharded run overlaps it (_lock_root).
         if self.shard is None:
             return self.state / "lock"
         return self.state / f"shard-{self.shard.index}-of-{self.shard.count}.lock"
@@ -111,9 +112,8 @@ async def run_sync(config: SyncConfig, client: RdsClient) -> SyncReport:
         report.error = exc
         _write_metrics(config, report, wall_start)
         raise
-    lock = FolderLock(config.lock_path, str(config.root))
     # Held by another run of this root (and shard): that run writes the metrics file.
-    await lock.acquire(wait=config.wait_lock)
+    locks = await _lock_root(config)
     try:
         async with make_session(config.transport, config.engine.connections) as session:
             await _Syncer(config, client, report, session).run()
@@ -128,8 +128,26 @@ async def run_sync(config: SyncConfig, client: RdsClient) -> SyncReport:
         try:
             _write_metrics(config, report, wall_start)
         finally:
-            lock.release()
+            for lock in reversed(locks):
+                lock.release()
     return report
+
+
+async def _lock_root(config: SyncConfig) -> list[FolderLock]:
+    """The run's locks: the root's own (``download``'s too), exclusive without ``--shard``;
+    with it, the root's shared (no unsharded run overlaps any shard) and the shard's
+    exclusive. LockHeldError (exit 5) when another run holds what this one needs."""
+    root_lock = FolderLock(config.state / "lock", str(config.root))
+    await root_lock.acquire(wait=config.wait_lock, shared=config.shard is not None)
+    if config.shard is None:
+        return [root_lock]
+    try:
+        shard_lock = FolderLock(config.lock_path, str(config.root))
+        await shard_lock.acquire(wait=config.wait_lock)
+    except BaseException:
+        root_lock.release()
+        raise
+    return [root_lock, shard_lock]
 
 
 def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) -> None:
@@ -154,7 +172,10 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
         bytes_downloaded=report.bytes_fetched,
     )
     try:
-        write_sync_metrics(config.metrics_file, run, instances)
+        # No instance known (the run failed before it had them): all of the last file's
+        # instances failed with it.
+        unlisted = not report.instances and not report.ok
+        write_sync_metrics(config.metrics_file, run, instances, keep_unlisted=unlisted)
     except (OSError, RdsBackupError) as exc:
         # The run's own outcome stands; a metrics file left stale shows as a stale run.
         log.error("cannot write the metrics file %s: %s", config.metrics_file, exc)

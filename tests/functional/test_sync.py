@@ -28,6 +28,7 @@ from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
 from downloader.download import TransportConfig
 from downloader.engine import EngineConfig
+from downloader.errors import LockHeldError, RdsBackupError
 from downloader.sim import SimBackup, SimFile, Simulator, SimulatorThread
 from downloader.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sync.plan import Shard, shard_of
@@ -426,3 +427,71 @@ def test_cli_interrupted_run_still_writes_its_metrics(served: Simulator, tmp_pat
     m = metrics(prom)
     assert m["rds_backup_last_run_success"] == {"": 0.0}
     assert m["rds_backup_instance_last_run_success"] == {MANY: 0.0}
+
+
+async def test_a_run_that_cannot_list_its_instances_keeps_their_last_success(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path
+) -> None:
+    root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
+    first = await run_sync(config(root, metrics_file=prom), client)
+    assert first.exit_code == 0, first.to_json()
+    before = metrics(prom)["rds_backup_instance_last_success_timestamp_seconds"]
+    assert set(before) == set(FLEET)
+
+    # The API is down: the run knows no instance, and every one of them failed with it.
+    fleet_sim.faults.api_error_status, fleet_sim.faults.api_error_count = 500, -1
+    with pytest.raises(RdsBackupError):
+        await run_sync(config(root, metrics_file=prom), client)
+    m = metrics(prom)
+    assert m["rds_backup_last_run_success"] == {"": 0.0}
+    assert m["rds_backup_instance_last_success_timestamp_seconds"] == before
+    assert m["rds_backup_instance_last_run_success"] == dict.fromkeys(FLEET, 0.0)
+    assert set(m["rds_backup_instance_latest_backup_timestamp_seconds"]) == set(FLEET)
+
+
+async def test_retention_never_removes_through_a_linked_instance_folder(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "mirror"
+    plain = [fleet_sim.backups[bid(PLAIN, n)] for n in range(3)]
+    plain[2].status = "BUILDING"
+    plain[1].status = "BUILDING"
+    assert (await run_sync(config(root, instance_ids=(PLAIN,)), client)).exit_code == 0
+    plain[1].status = "COMPLETED"
+    assert (await run_sync(config(root, instance_ids=(PLAIN,)), client)).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / PLAIN).rename(elsewhere / PLAIN)
+    (root / PLAIN).symlink_to(elsewhere / PLAIN)
+
+    for dry_run in (True, False):
+        report = await run_sync(
+            config(root, instance_ids=(PLAIN,), keep=1, dry_run=dry_run), client
+        )
+        (result,) = report.instances
+        assert result.removed == [], dry_run
+        assert any("is a link" in w for w in result.warnings), result.warnings
+    assert backup_dirs(elsewhere, PLAIN) == [plain[0].id, plain[1].id]
+
+
+async def test_an_unsharded_run_and_a_shard_of_the_same_root_never_overlap(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "mirror"
+    state = root / STATE_DIR
+    state.mkdir(parents=True, mode=0o700)
+    ids = (PLAIN,)
+    with open(state / "lock", "a") as held:  # an unsharded sync (or download -o ROOT)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LockHeldError):
+            await run_sync(config(root, instance_ids=ids, shard=Shard(1, 1)), client)
+    with open(state / "lock", "a") as held:  # a shard's run, as it holds the root's lock
+        fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with pytest.raises(LockHeldError):
+            await run_sync(config(root, instance_ids=ids), client)
+        # Other shards of the same root still run side by side.
+        with open(state / "shard-2-of-3.lock", "a") as shard_two:
+            fcntl.flock(shard_two, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            done = await run_sync(config(root, shard=Shard(1, 3)), client)
+    assert done.exit_code == 0, done.to_json()
+    assert done.instances and fleet_sim.stats.backups_list_calls == len(done.instances)
