@@ -26,6 +26,11 @@ SLOW_CONNECTION = 32 * 1024 * 1024  # bytes/s; faster connections mean the CPU i
 LOOP_SATURATED = 0.85  # share of the time the event loop's thread spent on the CPU
 PAYS = 1.25  # a doubling pays when the run's total rate grows by this factor at least
 SETTLE_PERIODS = 1  # periods after a doubling before its rate is judged
+# A doubling is taken back only while the event loop's thread is this busy: then the CPU,
+# not the network, is what more connections would have to share. On a long link the loop
+# idles while new connections are still connecting, and a rate that has not grown yet
+# proves nothing.
+LOOP_BUSY = 0.5
 
 
 def should_grow(*, busy: int, allowed: int, per_connection: float, loop_share: float) -> bool:
@@ -36,11 +41,14 @@ def should_grow(*, busy: int, allowed: int, per_connection: float, loop_share: f
     return busy >= allowed and per_connection < SLOW_CONNECTION and loop_share < LOOP_SATURATED
 
 
-def paid(rate_before: float, rate_after: float) -> bool:
-    """Whether a doubling paid: the run's total rate grew by PAYS at least. Pure. A period
-    in which nothing moved proves nothing (every connection waiting on a slow or stalled
-    server), so it does not count against the doubling."""
-    return rate_after == 0 or rate_after >= rate_before * PAYS
+def paid(rate_before: float, rate_after: float, loop_share: float) -> bool:
+    """Whether a doubling paid (or may yet): the run's total rate grew by PAYS at least,
+    or the event loop is not busy enough for the CPU to be the limit. Pure. A period in
+    which nothing moved proves nothing (every connection waiting on a slow or stalled
+    server), so it does not count against the doubling either."""
+    if rate_after == 0 or loop_share < LOOP_BUSY:
+        return True
+    return rate_after >= rate_before * PAYS
 
 
 async def govern(
@@ -73,16 +81,17 @@ async def govern(
                 settle -= 1
                 continue
             (before, rate_before), trial = trial, None
-            if not paid(rate_before, rate):
-                sched.allow(before)
+            if not paid(rate_before, rate, loop_share):
                 log.debug(
-                    "%d connections carried %s, %d carried %s: staying at %d",
+                    "%d connections carried %s, %d carried %s (event loop busy %.0f%%): back to %d",
                     sched.soft_cap,
                     format_rate(rate),
                     before,
                     format_rate(rate_before),
+                    100 * loop_share,
                     before,
                 )
+                sched.allow(before)
                 return
         per_connection = rate / max(1, sched.busy)
         if sched.soft_cap < budget and should_grow(

@@ -29,9 +29,15 @@ class Allowance:
         self.history.append(self.soft_cap)
 
 
-async def run(rate_of: dict[int, float] | None, per_connection: float, start: int = 8) -> Allowance:
+async def run(
+    rate_of: dict[int, float] | None,
+    per_connection: float,
+    start: int = 8,
+    loop_share: float = 0.7,
+) -> Allowance:
     """Govern a run that carries ``rate_of[allowed]`` bytes/s in total (or
-    ``per_connection`` on each connection when ``rate_of`` is None)."""
+    ``per_connection`` on each connection when ``rate_of`` is None), its event loop's
+    thread on the CPU ``loop_share`` of the time."""
     sched = Allowance(start, 32)
     stats = RunStats()
     now = [0.0]
@@ -53,7 +59,7 @@ async def run(rate_of: dict[int, float] | None, per_connection: float, start: in
             sleep=sleep,
             notify=notify,
             clock=lambda: now[0],
-            cpu=lambda: 0.0,
+            cpu=lambda: now[0] * loop_share,
         ),
         5,
     )
@@ -61,8 +67,10 @@ async def run(rate_of: dict[int, float] | None, per_connection: float, start: in
 
 
 def test_paid() -> None:
-    assert paid(0, 0) and paid(100, 100 * PAYS) and not paid(100, 100 * PAYS - 1)
-    assert paid(100, 0)  # nothing moved at all: no evidence against the doubling
+    busy = 0.9
+    assert paid(0, 0, busy) and paid(100, 100 * PAYS, busy) and not paid(100, 100 * PAYS - 1, busy)
+    assert paid(100, 0, busy)  # nothing moved at all: no evidence against the doubling
+    assert paid(100, 100, 0.1)  # an idle loop: the CPU is not the limit, wait and see
 
 
 async def test_capped_links_grow_to_the_budget() -> None:
@@ -77,6 +85,13 @@ async def test_a_doubling_that_does_not_pay_is_taken_back() -> None:
     sched = await run({8: 100 * MIB, 16: 100 * MIB}, 0)
     assert sched.history == [8, 16, 8]
     assert sched.soft_cap == 8
+
+
+async def test_a_doubling_not_paid_yet_on_a_long_link_is_kept() -> None:
+    # The new connections are still connecting (a long round trip) and the event loop
+    # idles: the rate has not grown yet, which proves nothing.
+    sched = await run({8: 100 * MIB, 16: 100 * MIB, 32: 100 * MIB}, 0, loop_share=0.1)
+    assert sched.history == [8, 16, 32]
 
 
 async def test_a_doubling_that_pays_a_little_is_kept_then_judged_again() -> None:
