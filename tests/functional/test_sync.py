@@ -397,7 +397,8 @@ def test_cli_exit_codes(served: Simulator, tmp_path: Path) -> None:
 
 def test_cli_interrupted_run_still_writes_its_metrics(served: Simulator, tmp_path: Path) -> None:
     root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
-    served.faults.throttle_bps = 20  # bytes a second: 246 bytes take 12 s; the stop lands mid-fetch
+    # The backup's data file stalls after 100 bytes: the stop always lands mid-fetch.
+    served.faults.stall_after_bytes = 100
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_BACKUP", "HUAWEI"))}
     env.update(served.env(), RDS_BACKUP_ENDPOINT=served.endpoint, RDS_BACKUP_API_RATE="6000")
     proc = subprocess.Popen(
