@@ -1311,6 +1311,27 @@ def bench_set(env: Env, ds: DataSet) -> list[Verdict]:
 STREAM_WINDOW_MB = 64 * MIB / 1e6  # cat's default --window
 
 
+TINY_STREAM = 1000  # bytes: the tail of the stream set's file
+
+
+def tiny_stream_rss(env: Env, ds: DataSet) -> float | None:
+    """Peak RSS (MB) of ``cat`` streaming only the last TINY_STREAM bytes of the set's file
+    (``--offset``): what the process holds before any window fills, measured the same way."""
+    (spec,) = ds.files
+    out = env.workdir / "runs" / "tiny-stream"
+    out.mkdir(parents=True, exist_ok=True)
+    urls = [env.nginx.url(ds, spec)]
+    argv = command(env, Tool("rds-cat", "tiny"), ds, out, ds.files, urls, "tiny")
+    argv[-1] = argv[-1].replace(" > ", f" --offset {spec.size - TINY_STREAM} > ", 1)
+    _, _, _, rss, code = run_measured(argv, env.workdir / "logs" / "tiny-stream.log")
+    got = (out / spec.name).stat().st_size if (out / spec.name).exists() else -1
+    shutil.rmtree(out)
+    if code != 0 or got != TINY_STREAM:
+        print(f"  (tiny stream failed: exit {code}, {got} bytes)")
+        return None
+    return rss * KIB / 1e6
+
+
 def bench_stream(env: Env, ds: DataSet) -> list[Verdict]:
     """``rds-backup cat NAME > file`` against ``rds-backup download`` of the same file."""
     args = env.args
@@ -1324,6 +1345,13 @@ def bench_stream(env: Env, ds: DataSet) -> list[Verdict]:
     rows = [summarize(t.label, runs[t.key], ds.total) for t in tools]
     print_table(ds, rows, args.rounds, args.wan_rate)
     dl, cat = rows
+    tiny = tiny_stream_rss(env, ds)
+    if tiny is not None and cat.rss_mb is not None:
+        print(
+            f"  cat's peak RSS above a {TINY_STREAM} B stream's ({tiny:.1f} MB, the process "
+            f"before its window fills): {cat.rss_mb - tiny:.1f} MB, with a "
+            f"{STREAM_WINDOW_MB:.1f} MB window"
+        )
     limit = STREAM_WINDOW_MB + 40
     verdicts = [
         Verdict(
