@@ -109,6 +109,8 @@ class InstanceResult:
         problems += [f"{b.backup_id}: {b.error}" for b in self.of("failed")]
         if problems:
             line += "; " + "; ".join(p for p in problems if p)
+        if self.warnings:  # the instance succeeded, but something was left (retention ...)
+            line += "; warning: " + "; ".join(self.warnings)
         return printable(line)
 
 

@@ -472,6 +472,8 @@ async def test_retention_never_removes_through_a_linked_instance_folder(
         (result,) = report.instances
         assert result.removed == [], dry_run
         assert any("is a link" in w for w in result.warnings), result.warnings
+        (line, *_) = report.summary()  # the one-line summary says so too, not only the log
+        assert " ok " in line and "warning:" in line and "is a link" in line, line
     assert backup_dirs(elsewhere, PLAIN) == [plain[0].id, plain[1].id]
 
 
