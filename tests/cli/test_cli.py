@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mounts import tmpfs
 
 from downloader.sim import Simulator, SimulatorThread
 from downloader.sim.catalog import MYSQL_FULL, MYSQL_MANY, MYSQL_MULTIPART, SQLSERVER_DB
@@ -762,22 +763,11 @@ def test_recheck_hashes_every_file_even_when_its_stat_was_kept(
 
 
 def test_not_enough_space_fails_before_fetching(server: Simulator, tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
+    with tmpfs(tmp_path / "small") as mnt:
         result = cli(["download", MYSQL_FULL, "-o", str(mnt / "out")], server)
         assert result.returncode == 6  # a storage problem: running again cannot help
         assert "not enough free space" in result.stderr
         assert server.stats.object_bytes_sent == 0
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_write_error_mid_file_is_clear_and_resumable(server: Simulator, tmp_path: Path) -> None:

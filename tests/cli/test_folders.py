@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mounts import tmpfs
 from test_cli import assert_exact, cli, env_for
 
 from downloader.sim import Simulator, SimulatorThread
@@ -164,19 +165,8 @@ def test_output_that_cannot_be_a_folder_exits_6(server: Simulator, tmp_path: Pat
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 @pytest.mark.parametrize("where", [".", "out"], ids=["the-mount", "a-new-folder-in-it"])
@@ -190,18 +180,9 @@ def test_read_only_filesystem_exits_6(server: Simulator, read_only: Path, where:
 
 def test_cat_into_a_full_disk_exits_6(server: Simulator, tmp_path: Path) -> None:
     """``cat ... > file``: standard output is a file on a disk that fills up."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
     big = max(server.backups[MYSQL_FULL].files, key=lambda f: f.size)
     assert big.size > 2 * 1024 * 1024
-    try:
+    with tmpfs(tmp_path / "small") as mnt:
         with open(mnt / "part", "wb") as sink:
             result = subprocess.run(
                 [sys.executable, "-m", "downloader", "cat", MYSQL_FULL, big.name],
@@ -211,8 +192,6 @@ def test_cat_into_a_full_disk_exits_6(server: Simulator, tmp_path: Path) -> None
         assert result.returncode == 6, result.stderr
         assert "No space left on device" in result.stderr
         assert "Traceback" not in result.stderr
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_help_names_every_exit_code() -> None:

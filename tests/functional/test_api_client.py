@@ -7,12 +7,13 @@ nothing here waits for a real Retry-After or a real token lifetime.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,23 @@ def make_client(
         sleep=fake.sleep,
         **kw,
     )
+
+
+@contextlib.asynccontextmanager
+async def answering(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[int]:
+    """A throwaway server on 127.0.0.1 answering every GET with ``handler``; yields its port."""
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
 
 
 # ------------------------------------------------------------------------------ auth kinds
@@ -444,14 +462,7 @@ async def test_request_timeout_is_unavailable() -> None:
         await asyncio.sleep(5)
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with answering(slow) as port:
         async with aiohttp.ClientSession() as s:
             fake = FakeTime()
             client = RdsClient(
@@ -470,8 +481,6 @@ async def test_request_timeout_is_unavailable() -> None:
             assert "timed out" in str(info.value)
             assert client.calls == 2
             assert time.monotonic() - started < 2
-    finally:
-        await runner.cleanup()
 
 
 # ------------------------------------------------------------------------------ budget
@@ -778,14 +787,7 @@ async def test_request_id_only_in_the_body_is_shown(
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response(body, status=401)  # no X-Request-Id header
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", refuse)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with answering(refuse) as port:
         client = RdsClient(
             endpoint=f"http://127.0.0.1:{port}",
             project_id="p",
@@ -797,5 +799,3 @@ async def test_request_id_only_in_the_body_is_shown(
             await client.show_backup_files("b")
         assert info.value.request_id == "body-req-42"
         assert "request id body-req-42" in str(info.value)
-    finally:
-        await runner.cleanup()
