@@ -17,23 +17,23 @@ from typing import Any
 
 import aiohttp
 
-from downloader import storage
-from downloader.digest import crc64_hex
-from downloader.engine import Engine, EngineConfig
+from downloader.disk import storage
+from downloader.disk.digest import crc64_hex
+from downloader.disk.holdings import folder_backups, held_chain
+from downloader.disk.journal import Journal
+from downloader.disk.lock import FolderLock
+from downloader.disk.manifest import build_manifest, remove_manifest, write_manifest
+from downloader.engine.core import Engine, EngineConfig
+from downloader.engine.resolver import Fetch, LinkResolver
 from downloader.errors import (
     ForeignBackupError,
     NothingSelectedError,
     StorageError,
-    UntrustedFolderError,
     UsageError,
 )
-from downloader.journal import Journal
-from downloader.lock import FolderLock
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
-from downloader.resolver import Fetch, LinkResolver
 from downloader.results import SERVER_CHECKSUM, FileOutcome, failed_exit_code
-from downloader.verify import build_manifest, load_manifest, remove_manifest, write_manifest
 
 log = logging.getLogger("rds_backup.download")
 
@@ -210,8 +210,6 @@ async def run_download(
     if not files:
         raise NothingSelectedError(selection.why_nothing(listing.files))
     layout = storage.Layout(config.out_dir)
-    from downloader.chainrun import held_chain  # it builds on this module
-
     if held_chain(layout):  # a chain's folder: refused before anything is added to it
         _refuse_another_backup(layout, config.backup_id)
     # Names that cannot all be placed (``a`` and ``a/b``, too long) fail now, not after.
@@ -291,23 +289,6 @@ async def run_download(
         )
     finally:
         lock.release()
-
-
-def folder_backups(layout: storage.Layout) -> set[str]:
-    """The backups an output folder holds: the one its manifest names, and those its journal
-    records name (a download not finished yet has no manifest)."""
-    from downloader.chainrun import held_chain  # it builds on this module
-
-    held = Journal(layout).backup_ids() | held_chain(layout)
-    try:
-        manifest = load_manifest(layout.manifest)
-    except UntrustedFolderError:
-        raise
-    except UsageError:
-        return held  # none, or not ours to read: the records still say
-    if isinstance(manifest.get("backup_id"), str):
-        held.add(manifest["backup_id"])
-    return held
 
 
 def _refuse_another_backup(layout: storage.Layout, backup_id: str) -> None:

@@ -88,7 +88,7 @@ class ForeignBackupError(UsageError):
 class MalformedJsonError(UsageError):
     """Untrusted JSON that does not parse: ``what`` names the input, ``problem`` says why.
 
-    Raised by :func:`downloader.safejson.load_json`; callers whose input is not the user's
+    Raised by :func:`downloader.text.safejson.load_json`; callers whose input is not the user's
     (an API answer, a journal record) catch it and raise or warn in their own terms.
     """
 
@@ -183,7 +183,7 @@ class ResponseFormatError(ApiError):
 class NetworkError(RdsBackupError):
     """An HTTP exchange that failed below HTTP: no answer, or an answer cut short.
 
-    Raised by :func:`downloader.netmap.network_errors`, the one place where aiohttp's
+    Raised by :func:`downloader.wire.netmap.network_errors`, the one place where aiohttp's
     exceptions become ours. ``what`` names the failure in a few words for logs and retries.
     """
 

@@ -46,11 +46,11 @@ from downloader.errors import (
     ResponseFormatError,
     UsageError,
 )
-from downloader.httpdates import http_date, retry_after_seconds
 from downloader.models import Backup, FileListing, Instance
-from downloader.netmap import nobody_there
-from downloader.retry import Backoff
-from downloader.safejson import load_json
+from downloader.text.safejson import load_json
+from downloader.wire.httpdates import http_date, retry_after_seconds
+from downloader.wire.netmap import nobody_there
+from downloader.wire.retry import Backoff
 
 log = logging.getLogger("rds_backup.api.client")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from downloader.errors import UsageError
-from downloader.redact import register_secret
+from downloader.text.redact import register_secret
 
 if TYPE_CHECKING:
     from downloader.api.client import RdsClient

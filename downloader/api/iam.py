@@ -23,9 +23,9 @@ from downloader.errors import (
     NetworkError,
     ResponseFormatError,
 )
-from downloader.httpdates import http_date
-from downloader.netmap import network_errors
-from downloader.safejson import load_json
+from downloader.text.safejson import load_json
+from downloader.wire.httpdates import http_date
+from downloader.wire.netmap import network_errors
 
 MAX_IAM_BODY = 4 * 1024 * 1024  # the catalog can be big; we ask for nocatalog anyway
 DEFAULT_IAM_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)

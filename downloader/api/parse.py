@@ -29,7 +29,7 @@ from downloader.errors import (
     UsageError,
 )
 from downloader.models import Backup, BackupFile, FileListing, Instance
-from downloader.safejson import load_json
+from downloader.text.safejson import load_json
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
 # §7); IAM answers ``2020-01-04T09:05:22.701000Z``. Accept both, with ``+08:00`` too. Only this

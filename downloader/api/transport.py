@@ -1,5 +1,5 @@
 """One signed exchange with the RDS API: sign for the endpoint in use, send, read a bounded
-answer, with aiohttp's errors translated (:mod:`downloader.netmap`) into the API's.
+answer, with aiohttp's errors translated (:mod:`downloader.wire.netmap`) into the API's.
 
 Several endpoints (``HUAWEICLOUD_SDK_REGION_RDS_<REGION>=https://a,https://b``): a request
 that cannot connect (DNS, refused, TLS handshake, connect timeout) goes on to the next one
@@ -29,7 +29,7 @@ from downloader.errors import (
     TlsFailed,
     UsageError,
 )
-from downloader.netmap import network_errors, never_connected
+from downloader.wire.netmap import network_errors, never_connected
 
 log = logging.getLogger("rds_backup.api.client")
 

@@ -13,6 +13,8 @@ Modules: ``app`` (the group), ``options`` (shared options),
 ``paramtypes`` (their parameter types), ``runner``
 (event loop, signals, the catch point), ``render`` (what gets printed), and one ``cmd_*``
 module per command group.
+
+May import: everything in ``downloader``.
 """
 
 from __future__ import annotations

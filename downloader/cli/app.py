@@ -9,7 +9,7 @@ from typing import Literal
 import click
 
 from downloader import __version__
-from downloader.logsetup import configure_logging
+from downloader.cli.logsetup import configure_logging
 
 from .cmd_cat import cat
 from .cmd_download import download

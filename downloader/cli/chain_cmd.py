@@ -1,7 +1,7 @@
 """``--to-time``: a point-in-time chain, shown by ``backups`` and fetched by ``download``.
 
 The option and its type, the checks of what it may be combined with, and the glue between
-the API client, :mod:`downloader.chain` (which backups) and :mod:`downloader.chainrun` (the
+the API client, :mod:`downloader.chain.select` (which backups) and :mod:`downloader.chain.run` (the
 run).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from downloader.api.factory import ApiSettings, open_client
-from downloader.chain import Chain, parse_point_in_time, select_chain
+from downloader.chain.select import Chain, parse_point_in_time, select_chain
 from downloader.errors import UsageError
 from downloader.progress import ReporterBase
 
@@ -25,9 +25,9 @@ from .runner import run_async
 
 if TYPE_CHECKING:
     from downloader.api.client import RdsClient
-    from downloader.chainrun import ChainReport
+    from downloader.chain.run import ChainReport
     from downloader.download import TransportConfig
-    from downloader.engine import EngineConfig
+    from downloader.engine.core import EngineConfig
 
 __all__ = [
     "PointInTime",
@@ -159,7 +159,7 @@ def show_chain(api: ApiSettings, instance_id: str, to_time: datetime, *, as_json
             }
         )
         return
-    from downloader.textfmt import format_size
+    from downloader.text.fmt import format_size
 
     echo_table(
         ("#", "ID", "TYPE", "SIZE", "BEGIN", "END"),
@@ -191,7 +191,7 @@ def download_chain(
 ) -> int:
     """``download --to-time``: check what came with it (``params``, the command's), find
     the chain, fetch it into ``config.out_dir``, report."""
-    from downloader.chainrun import run_chain
+    from downloader.chain.run import run_chain
     from downloader.models import FileListing
 
     try:

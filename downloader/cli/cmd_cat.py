@@ -13,11 +13,11 @@ from typing import Literal
 import click
 
 from downloader.api.factory import ApiSettings, open_client
+from downloader.cli.logsetup import configure_logging
 from downloader.errors import UsageError
-from downloader.logsetup import configure_logging
 from downloader.models import BackupFile, FileListing
 from downloader.progress import TerminalReporter, make_reporter
-from downloader.textfmt import format_rate, format_size, printable
+from downloader.text.fmt import format_rate, format_size, printable
 
 from .options import (
     Globals,
@@ -120,8 +120,8 @@ def cat(
     rds-backup cat BACKUP_ID NAME | xbstream -x -C /var/lib/mysql-restore
     """
     from downloader.download import TransportConfig, make_session
-    from downloader.resolver import Fetch, LinkResolver
-    from downloader.stream import StreamConfig, stream_file
+    from downloader.engine.resolver import Fetch, LinkResolver
+    from downloader.engine.stream import StreamConfig, stream_file
 
     if chunk_size is not None and chunk_size > window:
         raise UsageError("--chunk-size cannot exceed --window")
@@ -172,8 +172,8 @@ def cat(
         result = run_async(main)
     finally:
         reporter.close()
+    from downloader.engine.stream import StreamResult
     from downloader.results import SERVER_CHECKSUM
-    from downloader.stream import StreamResult
 
     assert isinstance(result, StreamResult)
     rate = result.written / result.seconds if result.seconds > 0 else None

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from downloader.api.factory import ApiSettings, open_client
+from downloader.cli.logsetup import configure_logging
 from downloader.errors import UsageError
-from downloader.logsetup import configure_logging
 from downloader.models import Backup, FileListing
 from downloader.progress import TerminalReporter, make_reporter
 

@@ -8,7 +8,7 @@ import click
 
 from downloader.api.factory import ApiSettings, open_client
 from downloader.models import Backup, FileListing
-from downloader.textfmt import format_size
+from downloader.text.fmt import format_size
 
 from .chain_cmd import check_chain_options, show_chain, to_time_option
 from .options import api_options, output_options

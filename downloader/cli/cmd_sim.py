@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from downloader.api.factory import ApiSettings, open_client
+from downloader.cli.logsetup import configure_logging
 from downloader.errors import Interrupted, VerificationError
-from downloader.logsetup import configure_logging
 from downloader.models import FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
@@ -106,9 +106,9 @@ def demo(
     wan_rate: int,
 ) -> int:
     """Download a sample backup from a built-in simulator, then check every byte."""
+    from downloader.disk.hashing import hash_file
     from downloader.download import Selection, TransportConfig, run_download
-    from downloader.engine import EngineConfig
-    from downloader.hashing import hash_file
+    from downloader.engine.core import EngineConfig
     from downloader.sim import Simulator, demo_catalog
 
     reporter = make_reporter(mode=progress_mode, interval=5.0)

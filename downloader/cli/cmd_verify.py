@@ -8,7 +8,7 @@ import click
 
 from downloader.errors import VerificationError
 from downloader.results import SERVER_CHECKSUM
-from downloader.textfmt import printable
+from downloader.text.fmt import printable
 
 from .options import output_options
 from .paramtypes import NonEmptyPath
@@ -24,7 +24,8 @@ def verify(folder: Path, as_json: bool) -> int:
     """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded);
     exit 4 on any mismatch. A point-in-time chain's folder (download --to-time) is checked
     backup folder by backup folder, in chain order; a missing one fails."""
-    from downloader.verify import CHAIN_KIND, verify_folder
+    from downloader.disk.manifest import CHAIN_KIND
+    from downloader.disk.verify import verify_folder
 
     manifest, checks = verify_folder(folder)
     bad = [c for c in checks if not c.ok]

@@ -20,7 +20,7 @@ from .paramtypes import ByteRate, ByteSize, CaBundle, FiniteFloatRange, NonEmpty
 
 if TYPE_CHECKING:
     from downloader.download import TransportConfig
-    from downloader.engine import EngineConfig
+    from downloader.engine.core import EngineConfig
 
 __all__ = [
     "ENV_PREFIX",
@@ -379,7 +379,7 @@ def transfer_configs(
     and ``sync`` share (``params``: the command's, as click parsed them); ``backup_id`` is
     left for each run to fill in. Logs the warning ``--insecure-links`` owes."""
     from downloader.download import TransportConfig
-    from downloader.engine import EngineConfig
+    from downloader.engine.core import EngineConfig
 
     insecure = bool(params["insecure_links"])
     if insecure:

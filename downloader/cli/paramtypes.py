@@ -11,7 +11,7 @@ import click
 
 from downloader.api.factory import load_ca_bundle
 from downloader.errors import UsageError
-from downloader.textfmt import parse_size
+from downloader.text.fmt import parse_size
 
 __all__ = ["GIB", "ByteRate", "ByteSize", "CaBundle", "FiniteFloatRange", "NonEmptyPath"]
 

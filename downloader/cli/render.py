@@ -1,6 +1,6 @@
 """What the commands print: JSON documents, plain tables, and the end of a download run.
 
-Tables and scrubbing come from :mod:`downloader.textfmt`, which the progress reporters share.
+Tables and scrubbing come from :mod:`downloader.text.fmt`, which the progress reporters share.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from downloader.progress import (
     size_only_note,
     summary_table,
 )
-from downloader.textfmt import format_size, printable, render_table
+from downloader.text.fmt import format_size, printable, render_table
 
 if TYPE_CHECKING:
-    from downloader.chainrun import ChainReport
+    from downloader.chain.run import ChainReport
     from downloader.download import RunReport
 
 __all__ = ["echo_json", "echo_table", "finish_chain", "finish_run", "iso_time", "size_only_note"]
@@ -68,7 +68,7 @@ def finish_run(
     The restore hints go into the JSON and to a terminal (bars shown), not into log output:
     a nightly job would otherwise mail the same recipe every night.
     """
-    from downloader.nextsteps import next_steps
+    from downloader.text.nextsteps import next_steps
 
     dbs: Mapping[str, str | None] = {f.name: f.database_name for f in listing.files}
     rows = reporter.summary_rows(dbs)
@@ -124,7 +124,7 @@ def finish_chain(report: ChainReport, reporter: ReporterBase, *, as_json: bool, 
     """A chain run's report: JSON on stdout, or on stderr one row per backup in chain order
     (each folder's files, size and result), the totals, any failed file, the manifest and,
     at a terminal, the restore steps; returns the run's exit code."""
-    from downloader.nextsteps import chain_steps
+    from downloader.text.nextsteps import chain_steps
 
     chain = report.chain
     hints: list[str] = []

@@ -18,8 +18,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from downloader.errors import Interrupted, RdsBackupError, UsageError
-from downloader.redact import REDACTOR
-from downloader.textfmt import printable
+from downloader.text.fmt import printable
+from downloader.text.redact import REDACTOR
 
 __all__ = ["run_async", "run_cli"]
 

@@ -14,6 +14,8 @@ Implementations:
 * :class:`QuietReporter` - errors only.
 
 All of them keep the counters the summary needs (:class:`ReporterBase`).
+
+May import: ``downloader.text`` and the floor (``errors``, ``models``, ``results``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 import time
 from typing import Literal, TextIO
 
-from downloader.textfmt import format_duration, format_rate, format_size, printable
+from downloader.text.fmt import format_duration, format_rate, format_size, printable
 
 from .base import Clock, FileProgress, FileState, Reporter, ReporterBase, SummaryRow
 from .logline import LogReporter, QuietReporter

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from downloader.textfmt import format_duration, format_rate, format_size
+from downloader.text.fmt import format_duration, format_rate, format_size
 
 from .base import Clock, ReporterBase, log_event, log_reported_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from downloader.textfmt import format_duration, format_rate, format_size, render_table
+from downloader.text.fmt import format_duration, format_rate, format_size, render_table
 
 from .base import SummaryRow
 

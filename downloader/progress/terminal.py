@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     # tqdm ships no type information; types-tqdm is used when installed.
     from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
-from downloader.redact import REDACTOR
-from downloader.textfmt import format_duration, format_rate, format_size, printable
+from downloader.text.fmt import format_duration, format_rate, format_size, printable
+from downloader.text.redact import REDACTOR
 
 from .base import Clock, FileProgress, ReporterBase, log_reported_event
 
@@ -58,7 +58,7 @@ _NO_TOTAL = "{desc}: {size_n} [{elapsed}, {size_rate}{postfix}]"
 
 def _binary_units(stats: Mapping[str, Any]) -> dict[str, Any]:
     """A bar's ``format_meter`` arguments, its sizes and rate written by
-    :mod:`downloader.textfmt` (``8.0 MiB``, ``3.2 MiB/s``: binary units with binary names,
+    :mod:`downloader.text.fmt` (``8.0 MiB``, ``3.2 MiB/s``: binary units with binary names,
     as in the summary)."""
     out = dict(stats)
     n, total, rate, elapsed = out["n"], out["total"], out["rate"], out["elapsed"]

@@ -7,11 +7,15 @@
     await sim.stop()
 
 or, from synchronous code, ``with SimulatorThread(sim) as endpoint: ...``.
+
+May import: ``downloader.api`` (the signer it checks requests with), ``text`` and the
+floor; the tool's own engine never.
 """
 
-from downloader.sim.catalog import SimBackup, SimFile, default_catalog, demo_catalog
+from downloader.sim.catalog import default_catalog, demo_catalog
 from downloader.sim.content import content_bytes
 from downloader.sim.faults import Faults, ObjectRequest, Stats
+from downloader.sim.records import SimBackup, SimFile
 from downloader.sim.server import Simulator, SimulatorThread, serve
 
 __all__ = [

@@ -16,7 +16,7 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
@@ -30,7 +30,9 @@ from downloader.api.signer import (
     payload_hash,
 )
 from downloader.sim._http import http_date, obs_key, obs_signature, request_id, utc_string
-from downloader.sim.catalog import SimBackup
+from downloader.sim.instances import InstancesRoute
+from downloader.sim.records import SimBackup
+from downloader.sim.reject import ApiReject, JsonDict, int_param
 
 if TYPE_CHECKING:
     from downloader.sim.server import Simulator
@@ -42,21 +44,6 @@ LIST_TIME_TZ = timezone(timedelta(hours=8))  # ListBackups shows times like ...+
 BACKUP_TYPES = {"auto", "manual", "fragment", "incremental"}
 BACKUP_STATUSES = {"BUILDING", "COMPLETED", "FAILED", "DELETING"}
 AUTH_PREFIX = "Incorrect IAM authentication information: "
-
-JsonDict = dict[str, Any]
-
-
-class ApiReject(Exception):
-    """Raised inside a handler to answer with a Huawei-style error body."""
-
-    def __init__(
-        self, status: int, code: str, msg: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code} {msg}")
-        self.status = status
-        self.code = code
-        self.msg = msg
-        self.headers = headers or {}
 
 
 @dataclass(slots=True)
@@ -78,8 +65,6 @@ class ApiHandlers:
         app.router.add_route("POST", "/v3/auth/tokens", self.iam_tokens)
         app.router.add_route("GET", "/v3/{project_id}/backup-files", self.backup_files)
         app.router.add_route("GET", "/v3/{project_id}/backups", self.list_backups)
-        from downloader.sim.instances import InstancesRoute  # it builds on this module
-
         app.router.add_route("GET", "/v3/{project_id}/instances", InstancesRoute(self).handle)
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -331,8 +316,8 @@ class ApiHandlers:
         all_backups = [b for b in self.sim.store.backups.values() if b.instance_id == instance_id]
         if not all_backups:
             raise ApiReject(404, "DBS.200002", "The DB instance does not exist.")
-        offset = _int_param(q.get("offset"), "offset", 0, 0, None)
-        limit = _int_param(q.get("limit"), "limit", 100, 1, 100)
+        offset = int_param(q.get("offset"), "offset", 0, 0, None)
+        limit = int_param(q.get("limit"), "limit", 100, 1, 100)
         backup_type = q.get("backup_type")
         if backup_type is not None and backup_type not in BACKUP_TYPES:
             raise ApiReject(400, "DBS.200001", "Parameter error: backup_type is invalid.")
@@ -476,15 +461,3 @@ def _list_time(dt: datetime) -> str:
 
 def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int | None) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiReject(400, "DBS.200001", f"Parameter error: {name} is invalid.") from None
-    if value < low or (high is not None and value > high):
-        raise ApiReject(400, "DBS.200001", f"Parameter error: {name} is out of range.")
-    return value

@@ -40,13 +40,12 @@ import hashlib
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from downloader.sim.chains import chain_catalog
 from downloader.sim.content import content_bytes, content_digests
-
-KIB = 1024
-MIB = 1024 * 1024
+from downloader.sim.records import KIB, MIB, SimBackup, SimFile
 
 MYSQL_INSTANCE = "f275a18b123fea3474caa1d0cf2903dcin01"
 SQLSERVER_INSTANCE = "a337fedb8c3ece52ee06ef668dabc0d2in04"
@@ -67,53 +66,6 @@ PG_FULL = "edc692382a731192fc26c16d8a7bd7e3br03"
 DEMO_INSTANCE = "e64c3ab2d2f3d3c35192a4f7f3f46e62in01"
 DEMO_FULL = "7591d8dfdca50ce7414816803dbe1bb7br01"
 DEMO_OLD = "00ac6cce9170225ab6d67ef4bf542d95br01"
-
-
-@dataclass(frozen=True, slots=True)
-class SimFile:
-    """One backup file. ``size`` is in bytes; the API reports ``ceil(size / 1024)`` KB."""
-
-    name: str
-    size: int
-    database_name: str | None = None
-    multipart_etag: bool = False
-
-    @property
-    def size_kb(self) -> int:
-        # The real rounding is undocumented (facts §7.2); ceil is the cautious guess.
-        return math.ceil(self.size / KIB)
-
-
-@dataclass(slots=True)
-class SimBackup:
-    """One backup as ListBackups shows it, with its files."""
-
-    id: str
-    instance_id: str
-    name: str
-    type: str  # auto | manual | incremental | fragment
-    status: str  # COMPLETED | BUILDING | FAILED
-    engine: str  # MySQL | PostgreSQL | SQLServer
-    engine_version: str
-    begin_time: datetime
-    end_time: datetime
-    files: list[SimFile] = field(default_factory=list)
-    databases: list[str] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        """Total bytes of all files."""
-        return sum(f.size for f in self.files)
-
-    @property
-    def size_kb(self) -> int:
-        return math.ceil(self.size / KIB)
-
-    def file(self, name: str) -> SimFile:
-        for f in self.files:
-            if f.name == name:
-                return f
-        raise KeyError(name)
 
 
 _T0 = datetime(2024, 5, 20, 18, 0, 0, tzinfo=UTC)
@@ -331,8 +283,6 @@ def default_catalog() -> list[SimBackup]:
     )
     # Instances of their own with point-in-time chains (hundreds of tiny backups); the ones
     # above are unchanged by them.
-    from downloader.sim.chains import chain_catalog
-
     return b + chain_catalog()
 
 

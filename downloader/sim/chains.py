@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta, timezone
 
-from downloader.sim.catalog import KIB, SimBackup, SimFile
+from downloader.sim.records import KIB, SimBackup, SimFile
 
 __all__ = [
     "CHAIN_GAP_INSTANCE",

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from downloader.sim.api import ApiReject, JsonDict, _int_param
-from downloader.sim.catalog import SimBackup
+from downloader.sim.records import SimBackup
+from downloader.sim.reject import ApiReject, JsonDict, int_param
 
 if TYPE_CHECKING:
     from downloader.sim.api import ApiHandlers
@@ -54,8 +54,8 @@ class InstancesRoute:
         sim.stats.instances_list_calls += 1
         try:
             await self.api._guard(request)
-            offset = _int_param(request.query.get("offset"), "offset", 0, 0, None)
-            limit = _int_param(request.query.get("limit"), "limit", 100, 1, 100)
+            offset = int_param(request.query.get("offset"), "offset", 0, 0, None)
+            limit = int_param(request.query.get("limit"), "limit", 100, 1, 100)
         except ApiReject as reject:
             return self.api._error(reject)
         everything = catalog_instances(list(sim.store.backups.values()))

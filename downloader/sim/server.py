@@ -14,10 +14,11 @@ from aiohttp import web
 
 from downloader.sim._http import http_date
 from downloader.sim.api import ApiHandlers
-from downloader.sim.catalog import ContentStore, SimBackup, default_catalog, demo_catalog
+from downloader.sim.catalog import ContentStore, default_catalog, demo_catalog
 from downloader.sim.faults import Faults, Stats
 from downloader.sim.objects import ObjectHandler
-from downloader.textfmt import format_size
+from downloader.sim.records import SimBackup
+from downloader.text.fmt import format_size
 
 DEFAULT_AK = "SIMAK0BAA31C30847970"
 DEFAULT_SK = "SIMSKsimulatorSecretKey0baa31c30847970766a4"  # a public demo value

@@ -17,8 +17,11 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from downloader import storage
 from downloader.api.parse import parse_time
+from downloader.disk import storage
+from downloader.disk.journal import Journal
+from downloader.disk.lock import FolderLock
+from downloader.disk.manifest import load_manifest
 from downloader.errors import (
     LockHeldError,
     MalformedJsonError,
@@ -26,11 +29,8 @@ from downloader.errors import (
     UntrustedFolderError,
     UsageError,
 )
-from downloader.journal import Journal
-from downloader.lock import FolderLock
-from downloader.safejson import load_json
 from downloader.sync.plan import Folder, folder_name_problem
-from downloader.verify import load_manifest
+from downloader.text.safejson import load_json
 
 __all__ = [
     "BackupTimes",

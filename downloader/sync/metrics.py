@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from downloader import storage
+from downloader.disk import storage
 
 __all__ = [
     "InstanceMetrics",
@@ -185,7 +185,7 @@ def carry_over(
 
 
 def write_metrics_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`downloader.storage.atomic_write`), 0644
+    """Write ``text`` to ``path`` atomically (:func:`downloader.disk.storage.atomic_write`), 0644
     whatever the umask: the collector must read it."""
     storage.atomic_write(Path(path), text.encode(), mode=FILE_MODE, hidden=True)
 

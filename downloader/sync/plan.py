@@ -13,10 +13,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from downloader.disk.storage import NAME_MAX
 from downloader.errors import UsageError
 from downloader.models import Backup
-from downloader.storage import NAME_MAX
-from downloader.textfmt import unsafe_char
+from downloader.text.fmt import unsafe_char
 
 __all__ = [
     "Folder",

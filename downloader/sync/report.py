@@ -9,7 +9,7 @@ from typing import Any
 
 from downloader.errors import ApiAuthError, CredentialsError, RdsBackupError
 from downloader.sync.plan import run_exit_code
-from downloader.textfmt import format_duration, format_size, printable
+from downloader.text.fmt import format_duration, format_size, printable
 
 __all__ = ["BackupResult", "InstanceResult", "SyncReport"]
 

@@ -26,12 +26,12 @@ from typing import Literal
 
 import aiohttp
 
-from downloader import storage
 from downloader.api.client import RdsClient
+from downloader.disk import storage
+from downloader.disk.lock import FolderLock
 from downloader.download import Selection, TransportConfig, make_session, run_download
-from downloader.engine import EngineConfig
+from downloader.engine.core import EngineConfig
 from downloader.errors import RdsBackupError
-from downloader.lock import FolderLock
 from downloader.models import Backup, FileListing
 from downloader.progress import make_reporter
 from downloader.sync.folders import (

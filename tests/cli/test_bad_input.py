@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from test_cli import assert_exact, cli, start
 
+from downloader.disk.lock import FolderLock
+from downloader.disk.storage import MANIFEST_NAME, PATH_MAX, STATE_DIR, Layout
+from downloader.disk.verify import verify_folder
 from downloader.errors import LockHeldError
-from downloader.lock import FolderLock
 from downloader.sim import SimBackup, SimFile, Simulator, SimulatorThread
 from downloader.sim.catalog import MYSQL_FULL
-from downloader.storage import MANIFEST_NAME, PATH_MAX, STATE_DIR, Layout
-from downloader.verify import verify_folder
 
 KIB = 1024
 DEEP = 100_000

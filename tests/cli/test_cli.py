@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from mounts import tmpfs
 
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sim import Simulator, SimulatorThread
 from downloader.sim.catalog import MYSQL_FULL, MYSQL_MANY, MYSQL_MULTIPART, SQLSERVER_DB
-from downloader.storage import MANIFEST_NAME, STATE_DIR
 
 KIB = 1024
 MIB = 1024 * 1024

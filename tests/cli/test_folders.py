@@ -14,9 +14,9 @@ import pytest
 from mounts import tmpfs
 from test_cli import assert_exact, cli, env_for
 
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sim import Simulator, SimulatorThread
 from downloader.sim.catalog import MYSQL_FULL, SQLSERVER_DB
-from downloader.storage import MANIFEST_NAME, STATE_DIR
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from downloader.api.client import RdsClient, RetryPolicy
 from downloader.api.credentials import load_auth
 from downloader.api.factory import ApiSettings, open_client
 from downloader.api.parse import load_links_file
+from downloader.cli.logsetup import ROOT_LOGGER
 from downloader.errors import (
     ApiAuthError,
     ApiError,
@@ -38,7 +39,6 @@ from downloader.errors import (
     ApiUnavailableError,
     UsageError,
 )
-from downloader.logsetup import ROOT_LOGGER
 from downloader.sim import SimBackup, SimFile, Simulator
 from downloader.sim.catalog import (
     MYSQL_BINLOG,

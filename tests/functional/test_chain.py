@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sim import Simulator
 from downloader.sim.catalog import MYSQL_FULL
 from downloader.sim.chains import CHAIN_GAP_INSTANCE, CHAIN_MYSQL_INSTANCE, CHAIN_PG_INSTANCE
-from downloader.storage import MANIFEST_NAME, STATE_DIR
 
 KIB = 1024
 T = "2024-05-20T02:45:00+08:00"  # the 2024-05-20 full and five binlog backups

@@ -17,6 +17,9 @@ import pytest
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
+from downloader.disk.journal import Journal
+from downloader.disk.lock import FolderLock
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR, Layout
 from downloader.download import (
     NothingSelectedError,
     RunReport,
@@ -24,7 +27,7 @@ from downloader.download import (
     TransportConfig,
     run_download,
 )
-from downloader.engine import EngineConfig
+from downloader.engine.core import EngineConfig
 from downloader.errors import (
     FileGoneError,
     LinkRefusedError,
@@ -32,8 +35,6 @@ from downloader.errors import (
     UnsafeNameError,
     VerificationError,
 )
-from downloader.journal import Journal
-from downloader.lock import FolderLock
 from downloader.models import FileListing
 from downloader.progress import QuietReporter
 from downloader.sim import SimBackup, SimFile, Simulator
@@ -43,7 +44,6 @@ from downloader.sim.catalog import (
     MYSQL_MULTIPART,
     SQLSERVER_DB,
 )
-from downloader.storage import MANIFEST_NAME, STATE_DIR, Layout
 
 KIB = 1024
 MIB = 1024 * 1024

@@ -16,18 +16,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from downloader import storage
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
+from downloader.disk import storage
+from downloader.disk.journal import Journal
+from downloader.disk.lock import FolderLock
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR, Layout
 from downloader.download import RunReport, Selection, TransportConfig, run_download
-from downloader.engine import EngineConfig
+from downloader.engine.core import EngineConfig
 from downloader.errors import UntrustedFolderError
-from downloader.journal import Journal
-from downloader.lock import FolderLock
 from downloader.models import FileListing
 from downloader.progress import QuietReporter
 from downloader.sim import SimBackup, SimFile, Simulator, SimulatorThread
-from downloader.storage import MANIFEST_NAME, STATE_DIR, Layout
 
 KIB = 1024
 BACKUP = "c0ffee0000000000000000000000beefbr04"

@@ -13,13 +13,13 @@ import aiohttp
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
 from downloader.download import TransportConfig, make_session
+from downloader.engine.resolver import LinkResolver
+from downloader.engine.stream import StreamConfig, stream_file
+from downloader.engine.window import Window
 from downloader.models import FileListing
 from downloader.progress import QuietReporter
-from downloader.resolver import LinkResolver
 from downloader.sim import Simulator
 from downloader.sim.catalog import MYSQL_FULL
-from downloader.stream import StreamConfig, stream_file
-from downloader.window import Window
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -26,11 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.download import TransportConfig
-from downloader.engine import EngineConfig
+from downloader.engine.core import EngineConfig
 from downloader.errors import LockHeldError, RdsBackupError
 from downloader.sim import SimBackup, SimFile, Simulator, SimulatorThread
-from downloader.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sync.plan import Shard, shard_of
 from downloader.sync.run import SyncConfig, run_sync
 

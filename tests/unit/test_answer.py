@@ -1,4 +1,4 @@
-"""downloader.transfer's pure half: the request headers of a ranged GET and the verdict
+"""downloader.wire.transfer's pure half: the request headers of a ranged GET and the verdict
 on each answer (classify)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from downloader.answer import Kind, classify, request_headers
-from downloader.digest import Crc64
-from downloader.hashing import is_plain_md5_etag
+from downloader.disk.digest import Crc64
+from downloader.disk.hashing import is_plain_md5_etag
+from downloader.wire.answer import Kind, classify, request_headers
 
 
 def headers(**kw: str) -> CIMultiDictProxy[str]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from downloader.api.budget import ApiBudget
 from downloader.api.client import RetryPolicy, pick_latest
-from downloader.httpdates import retry_after_seconds
 from downloader.models import Backup
+from downloader.wire.httpdates import retry_after_seconds
 
 
 async def spend(budget: ApiBudget, fake: FakeClock, n: int) -> list[float]:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from downloader.chain import (
+from downloader.chain.select import (
     FULL_TYPES,
     chain_id,
     folder_names,
@@ -22,7 +22,7 @@ from downloader.chain import (
 )
 from downloader.errors import ChainUnreachableError, UsageError
 from downloader.models import Backup
-from downloader.nextsteps import chain_steps
+from downloader.text.nextsteps import chain_steps
 
 T0 = datetime(2026, 11, 28, 0, 0, tzinfo=timezone(timedelta(hours=8)))
 NOISE = ("BUILDING", "FAILED", "DELETING")

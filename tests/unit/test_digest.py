@@ -1,4 +1,4 @@
-"""downloader.digest: CRC-64 combination and the piece log that lets the hasher skip
+"""downloader.disk.digest: CRC-64 combination and the piece log that lets the hasher skip
 re-reading bytes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from downloader.digest import Crc64, PieceLog, crc64, crc64_combine
+from downloader.disk.digest import Crc64, PieceLog, crc64, crc64_combine
 
 
 @given(st.binary(max_size=3000), st.binary(max_size=3000))

@@ -19,8 +19,12 @@ import pytest
 from fakes import FakeClock
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from downloader.answer import Answer, classify
-from downloader.engine import Engine, EngineConfig
+from downloader.disk.journal import Journal
+from downloader.disk.storage import Layout
+from downloader.engine.core import Engine, EngineConfig
+from downloader.engine.governor import GOVERNOR_PERIOD
+from downloader.engine.lifecycle import Event, FileState, after
+from downloader.engine.resolver import LinkResolver
 from downloader.errors import (
     BodyIncomplete,
     LinkRefusedError,
@@ -28,16 +32,12 @@ from downloader.errors import (
     TransferError,
     VerificationError,
 )
-from downloader.governor import GOVERNOR_PERIOD
-from downloader.journal import Journal
-from downloader.lifecycle import Event, FileState, after
 from downloader.models import BackupFile, FileListing
 from downloader.progress import QuietReporter
-from downloader.resolver import LinkResolver
 from downloader.results import FileOutcome
-from downloader.sink import Sink
-from downloader.storage import Layout
-from downloader.transfer import OnAnswer, Policy, Want
+from downloader.wire.answer import Answer, classify
+from downloader.wire.sink import Sink
+from downloader.wire.transfer import OnAnswer, Policy, Want
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from downloader.governor import GOVERNOR_PERIOD, PAYS, govern, paid
+from downloader.engine.governor import GOVERNOR_PERIOD, PAYS, govern, paid
 from downloader.results import RunStats
 
 MIB = 1024 * 1024

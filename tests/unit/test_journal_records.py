@@ -1,4 +1,4 @@
-"""downloader.journal: a resume record round-trips and is rejected when it cannot be
+"""downloader.disk.journal: a resume record round-trips and is rejected when it cannot be
 trusted."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from downloader.journal import JournalError, record_from_json
+from downloader.disk.journal import JournalError, record_from_json
 
 
 def good_record() -> dict[str, object]:

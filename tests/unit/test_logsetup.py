@@ -9,7 +9,7 @@ from typing import Literal
 
 import pytest
 
-from downloader.logsetup import configure_logging
+from downloader.cli.logsetup import configure_logging
 from downloader.progress import TqdmLoggingHandler
 
 URL = "https://b.obs.example.com/k.qp?AccessKeyId=AKAKAKAK&Expires=1&Signature=s%2B"

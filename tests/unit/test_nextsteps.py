@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from downloader.nextsteps import engine_family, next_steps
+from downloader.text.nextsteps import engine_family, next_steps
 
 
 def text(lines: list[str]) -> str:

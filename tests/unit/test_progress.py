@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fakes import FakeClock
 
-from downloader.logsetup import configure_logging
+from downloader.cli.logsetup import configure_logging
 from downloader.progress import (
     LogReporter,
     QuietReporter,

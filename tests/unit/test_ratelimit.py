@@ -1,4 +1,4 @@
-"""downloader.ratelimit: --limit-rate values, and the token bucket's arithmetic under a fake
+"""downloader.wire.ratelimit: --limit-rate values, and the token bucket's arithmetic under a fake
 clock (no test here waits or measures a speed)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fakes import FakeClock
 
 from downloader.errors import UsageError
 from downloader.ranges import MIB
-from downloader.ratelimit import RateLimiter, parse_rate
+from downloader.wire.ratelimit import RateLimiter, parse_rate
 
 KIB = 1024
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from downloader.redact import REDACTOR, RedactingFilter, Redactor, register_secret, safe_url
+from downloader.text.redact import REDACTOR, RedactingFilter, Redactor, register_secret, safe_url
 
 AK = "HPUAZXKQ3TESTACCESSKEY"
 SK = "sk0123456789abcdefSECRET"

@@ -1,8 +1,8 @@
-"""downloader.resolver's pure decision: when a link must be refreshed."""
+"""downloader.engine.resolver's pure decision: when a link must be refreshed."""
 
 from __future__ import annotations
 
-from downloader.resolver import Link, decide_refresh
+from downloader.engine.resolver import Link, decide_refresh
 
 
 def test_refresh_decision_uses_margin_capped_by_lifetime() -> None:

@@ -1,10 +1,10 @@
-"""downloader.scheduler: which range runs next under the jobs, per-file and connection
+"""downloader.engine.scheduler: which range runs next under the jobs, per-file and connection
 limits."""
 
 from __future__ import annotations
 
+from downloader.engine.scheduler import FileState, Limits, PlanFile, Scheduler
 from downloader.ranges import MIB, split
-from downloader.scheduler import FileState, Limits, PlanFile, Scheduler
 
 
 def plan(name: str, size: int) -> PlanFile:

@@ -1,4 +1,4 @@
-"""downloader.storage.safe_relative_path: which file names may land on disk."""
+"""downloader.disk.storage.safe_relative_path: which file names may land on disk."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from downloader.disk.storage import NAME_MAX, PATH_MAX, check_names, safe_relative_path
 from downloader.errors import UnsafeNameError
-from downloader.storage import NAME_MAX, PATH_MAX, check_names, safe_relative_path
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""downloader.textfmt: the one scrubber, the one table renderer, sizes both ways."""
+"""downloader.text.fmt: the one scrubber, the one table renderer, sizes both ways."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from downloader.textfmt import format_size, parse_size, printable, render_table, unsafe_char
+from downloader.text.fmt import format_size, parse_size, printable, render_table, unsafe_char
 
 # C0, C1, line breaks; bidirectional controls; lone surrogates.
 CONTROL = re.compile(

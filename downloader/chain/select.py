@@ -1,0 +1,244 @@
+"""Point-in-time chains: which backups restore an instance to a moment (pure, no I/O).
+
+To restore to a moment T a DBA needs the newest COMPLETED full backup that ended at or
+before T, then every COMPLETED incremental backup (MySQL binlog backups, PostgreSQL
+incrementals, SQL Server log backups), in ``begin_time`` order, from that full's
+``begin_time`` up to and including the first one that ends at or after T. The list's order
+is undocumented and its status filter works for SQL Server only (facts §2), so the whole
+listing is taken and sorted and filtered here; BUILDING, FAILED and DELETING backups never
+count. Times are compared as instants, never as text.
+
+A chain that cannot reach T (no full before it, a gap between incrementals, nothing that
+reaches it yet) is :class:`~downloader.errors.ChainUnreachableError`, naming the gap and the
+newest moment that can be reached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from downloader.disk.holdings import CHAIN_PREFIX
+from downloader.errors import ChainUnreachableError, UsageError
+from downloader.models import Backup
+
+__all__ = [
+    "FULL_TYPES",
+    "INCREMENTAL_TYPE",
+    "Chain",
+    "ChainLink",
+    "chain_id",
+    "folder_names",
+    "parse_point_in_time",
+    "select_chain",
+    "utc_text",
+]
+
+FULL_TYPES = frozenset({"auto", "manual"})
+INCREMENTAL_TYPE = "incremental"
+COMPLETED = "COMPLETED"
+_ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One backup of a chain: its place (1-based), the backup, its folder's name."""
+
+    position: int
+    backup: Backup
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The backups that restore ``instance_id`` to ``to_time``, in restore order: the full
+    backup first, then the incrementals. ``reach`` is where the last one ends (at or after
+    ``to_time``)."""
+
+    instance_id: str
+    to_time: datetime
+    links: tuple[ChainLink, ...]
+
+    @property
+    def full(self) -> Backup:
+        return self.links[0].backup
+
+    @property
+    def incrementals(self) -> tuple[Backup, ...]:
+        return tuple(link.backup for link in self.links[1:])
+
+    @property
+    def engine(self) -> str | None:
+        return self.full.engine
+
+    @property
+    def id(self) -> str:
+        return chain_id(self.instance_id, self.to_time)
+
+    @property
+    def reach(self) -> datetime:
+        last = self.links[-1].backup
+        assert last.end_time is not None
+        return last.end_time
+
+
+def parse_point_in_time(text: str) -> datetime:
+    """``2026-11-29T13:00:00+08:00`` (or ``...Z``, or ``+0800``) -> an aware datetime.
+
+    A time without a UTC offset is refused: RDS shows times at +08:00, the machine running
+    this may be in any zone, and a restore to the wrong 13:00 is silent data loss.
+    """
+    raw = text.strip()
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not an ISO 8601 time: write it like 2026-11-29T13:00:00+08:00"
+        ) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise UsageError(
+            f"{text!r} has no UTC offset: whose {when:%H:%M}? add +08:00 or Z "
+            f"(e.g. {when:%Y-%m-%dT%H:%M:%S}+08:00)"
+        )
+    return when
+
+
+def utc_text(when: datetime) -> str:
+    """An instant as ``2026-11-29T05:00:00Z``: one spelling per instant (and one instant per
+    spelling: a fraction of a second is kept, ``...05:00:00.500000Z``)."""
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def chain_id(instance_id: str, to_time: datetime) -> str:
+    """What a chain folder holds, as a single download's folder holds a backup id: the
+    instance and the instant (``+08:00`` and ``Z`` spellings of it are the same chain)."""
+    return f"{CHAIN_PREFIX}{instance_id}@{utc_text(to_time)}"
+
+
+def _usable(b: Backup) -> bool:
+    return (
+        b.status.upper() == COMPLETED
+        and b.begin_time is not None
+        and b.end_time is not None
+        and b.begin_time <= b.end_time
+    )
+
+
+def _begin(b: Backup) -> datetime:
+    assert b.begin_time is not None
+    return b.begin_time
+
+
+def _end(b: Backup) -> datetime:
+    assert b.end_time is not None
+    return b.end_time
+
+
+def newest_full(backups: Iterable[Backup], to_time: datetime) -> Backup | None:
+    """The COMPLETED full backup with the newest end at or before ``to_time`` (ties: the
+    newest begin, then the id, so the answer never depends on the listing's order)."""
+    fulls = _fulls_by_age(backups, to_time)
+    return fulls[0] if fulls else None
+
+
+def _fulls_by_age(backups: Iterable[Backup], to_time: datetime | None) -> list[Backup]:
+    """The COMPLETED fulls (ending at or before ``to_time``, when given), newest first."""
+    fulls = [
+        b
+        for b in backups
+        if _usable(b) and b.type in FULL_TYPES and (to_time is None or _end(b) <= to_time)
+    ]
+    return sorted(fulls, key=lambda b: (_end(b), _begin(b), b.id), reverse=True)
+
+
+def _cover(
+    start: datetime, incrementals: Sequence[Backup], to_time: datetime
+) -> tuple[list[Backup], datetime, Backup | None]:
+    """The incrementals (in begin order) that cover ``start`` onwards without a gap, up to
+    the first that reaches ``to_time``: those taken, where they reach, and the first one
+    after a gap (None: no gap before ``to_time``)."""
+    reach = start
+    taken: list[Backup] = []
+    for inc in incrementals:
+        if reach >= to_time:
+            break
+        if _end(inc) <= reach:
+            continue  # wholly before what is still needed (or covered by a longer one)
+        if _begin(inc) > reach:
+            return taken, reach, inc
+        taken.append(inc)
+        reach = _end(inc)
+    return taken, reach, None
+
+
+def _restorable(full: Backup, incrementals: Sequence[Backup], to_time: datetime) -> datetime | None:
+    """The newest moment at or before ``to_time`` that ``full`` and the incrementals
+    restore to (a full is usable from its end, with the incrementals from its begin on), or
+    None when they do not even reach the full's end."""
+    _, reach, _ = _cover(_begin(full), incrementals, to_time)
+    if reach < _end(full):
+        return None
+    return min(reach, to_time)
+
+
+def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str) -> Chain:
+    """The chain that restores ``instance_id`` to ``to_time``, from any listing in any order
+    (several pages, duplicates, noise). Raises ChainUnreachableError when there is none."""
+    usable = list({b.id: b for b in backups if _usable(b)}.values())  # once, however listed
+    incrementals = sorted(
+        (b for b in usable if b.type == INCREMENTAL_TYPE),
+        # Begin order; at one begin the longest first, so a shorter twin adds nothing.
+        key=lambda b: (_begin(b), -(_end(b) - _begin(b)).total_seconds(), b.id),
+    )
+    fulls = _fulls_by_age(usable, to_time)
+    if not fulls:
+        later = [f for f in _fulls_by_age(usable, None) if _end(f) > to_time]
+        firsts = [_restorable(f, incrementals, _end(f)) for f in later]
+        earliest = min((w for w in firsts if w is not None), default=None)
+        raise ChainUnreachableError(
+            instance_id,
+            to_time,
+            reason="no_full",
+            gap_from=None,
+            gap_to=earliest,
+            reachable=None,
+        )
+    full = fulls[0]
+    taken, reach, after_gap = _cover(_begin(full), incrementals, to_time)
+    if reach < to_time:
+        # The newest moment any full restores to: never one that would be refused.
+        reachable = max(
+            (w for w in (_restorable(f, incrementals, to_time) for f in fulls) if w is not None),
+            default=None,
+        )
+        raise ChainUnreachableError(
+            instance_id,
+            to_time,
+            reason="gap" if after_gap is not None else "not_yet",
+            gap_from=reach,
+            gap_to=_begin(after_gap) if after_gap is not None else None,
+            reachable=reachable,
+        )
+    ordered = [full, *taken]
+    names = folder_names(ordered)
+    links = tuple(
+        ChainLink(i + 1, b, n) for i, (b, n) in enumerate(zip(ordered, names, strict=True))
+    )
+    return Chain(instance_id, to_time, links)
+
+
+def folder_names(backups: Sequence[Backup]) -> list[str]:
+    """``01-auto-<id>``, ``02-incremental-<id>``, ...: one folder per backup, named so that
+    sorting the names (``ls``, a shell glob) gives the restore order. A backup id or type
+    that could not be a plain folder name is refused."""
+    width = max(2, len(str(len(backups))))
+    out = []
+    for i, b in enumerate(backups, start=1):
+        for what, value in (("backup id", b.id), ("backup type", b.type)):
+            if not _ID_SAFE.match(value) or value in (".", ".."):
+                raise UsageError(f"refusing {what} {value!r}: it cannot name a folder")
+        out.append(f"{i:0{width}d}-{b.type}-{b.id}")
+    return out

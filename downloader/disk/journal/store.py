@@ -1,0 +1,118 @@
+"""The journal's records on disk, under one output folder's state folder.
+
+Written atomically (temporary name, fsync, rename); read back validated (a record that does
+not parse, or disagrees with its part file, is not trusted: the file restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from downloader.disk.journal.records import FileRecord, JournalError, record_from_json
+from downloader.disk.storage import Layout, atomic_write, lstat_private, read_private
+from downloader.errors import MalformedJsonError
+from downloader.text.safejson import load_json
+
+
+def _parse(raw: bytes) -> FileRecord:
+    """A record from its file's bytes. Raises MalformedJsonError or JournalError (a
+    ValueError) when it must not be trusted."""
+    try:
+        return record_from_json(load_json(raw, "journal record"))
+    except RecursionError as exc:
+        # Nested just under the parser's limit, the validation's message (a repr) can still
+        # overflow the stack of a deep caller.
+        raise JournalError("nested too deeply") from exc
+
+
+class Journal:
+    """Reads and writes the records under one output folder's state folder."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def load(self, backup_id: str, name: str, size_kb: int) -> tuple[FileRecord | None, str | None]:
+        """The record for this file, or (None, why it was not usable). No record: (None, None)."""
+        path = self.layout.record(name)
+        try:
+            raw = read_private(path)  # a link there is refused (UntrustedFolderError)
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"journal unreadable ({exc.strerror})"
+        try:
+            rec = _parse(raw)
+        except MalformedJsonError as exc:
+            return None, f"journal unreadable (not valid JSON: {exc.problem})"
+        except ValueError as exc:
+            return None, f"journal unreadable ({exc})"
+        if (rec.backup_id, rec.name, rec.size_kb) != (backup_id, name, size_kb):
+            return None, "journal belongs to another backup or file version"
+        if not rec.complete and rec.done:
+            part = self.layout.part(name)
+            try:
+                on_disk = lstat_private(part).st_size
+            except FileNotFoundError:
+                if self.moved_into_place(rec):
+                    return rec, None
+                return None, "journal without its part file"
+            if on_disk < max(e for _, e in rec.done):
+                return None, "part file shorter than the journal says"
+        return rec, None
+
+    def moved_into_place(self, rec: FileRecord) -> bool:
+        """Whether a run may have stopped between moving this file into place and recording
+        it complete: the record names every byte, the part file is gone and a file of the
+        right size has the final name. The caller checks it against the record's CRC-64."""
+        if rec.complete or rec.size is None or os.path.lexists(self.layout.part(rec.name)):
+            return False
+        if rec.done != ([(0, rec.size)] if rec.size else []):
+            return False
+        final = self.layout.final(rec.name)
+        try:
+            return final.is_file() and final.stat().st_size == rec.size
+        except OSError:
+            return False
+
+    def save(self, rec: FileRecord) -> None:
+        data = json.dumps(rec.to_json(), separators=(",", ":")).encode()
+        atomic_write(self.layout.record(rec.name), data)
+
+    def remove(self, name: str) -> None:
+        for path in (self.layout.record(name), self.layout.part(name)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def backup_ids(self) -> set[str]:
+        """The backup ids of every readable record, finished or not: which backups this
+        folder holds (records that cannot be read name none)."""
+        ids = set()
+        try:
+            paths = sorted(self.layout.journal.glob("*.json"))
+        except OSError:
+            return set()
+        for path in paths:
+            try:
+                ids.add(_parse(read_private(path)).backup_id)
+            except (OSError, ValueError, MalformedJsonError):
+                continue
+        return ids
+
+    def completed(self) -> list[FileRecord]:
+        """Every record marked complete (any backup), for the manifest and for skipping."""
+        out = []
+        try:
+            paths = sorted(self.layout.journal.glob("*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            try:
+                rec = _parse(read_private(path))
+            except (OSError, ValueError, MalformedJsonError):
+                continue
+            if rec.complete:
+                out.append(rec)
+        return out
