@@ -655,3 +655,36 @@ async def test_retention_removes_through_descriptors_when_the_instance_folder_is
     assert report.instances[0].removed == [plain[0].id]
     assert snapshot(outside) == before
     assert not (root / f"{PLAIN}.real" / plain[0].id).exists()  # the one it checked is gone
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link"])
+def test_cli_refuses_a_metrics_file_that_is_no_regular_file(
+    served: Simulator, tmp_path: Path, kind: str
+) -> None:
+    """A FIFO would block the run forever, holding ROOT's lock and deaf to SIGTERM."""
+    root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
+    if kind == "fifo":
+        os.mkfifo(prom)
+    elif kind == "folder":
+        prom.mkdir()
+    else:
+        prom.symlink_to(tmp_path / "elsewhere.prom")
+    for command in (["sync", "--instance-id", SMALL], ["download", newest(served, SMALL).id]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_BACKUP", "HUAWEI"))}
+        env.update(served.env(), RDS_BACKUP_ENDPOINT=served.endpoint)
+        args = [*command, "-o", str(root), "--metrics-file", str(prom)]
+        done = subprocess.run(
+            [sys.executable, "-m", "downloader", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()[-1:]
+        assert str(prom) in line and "--metrics-file" in line, done.stderr
+    assert served.stats.api_calls == 0
+    assert not root.exists()
+    assert prom.is_symlink() if kind == "link" else not prom.is_file()
