@@ -14,7 +14,8 @@ from pathlib import Path
 
 from test_cli import assert_exact, cli, env_for, server  # noqa: F401 (a fixture)
 
-from downloader.disk.storage import Layout
+from downloader.disk.hashing import hash_file
+from downloader.disk.storage import MANIFEST_NAME, Layout
 from downloader.sim import Simulator
 from downloader.sim.catalog import MYSQL_FULL
 
@@ -105,3 +106,22 @@ def test_a_finished_file_replaced_by_a_link_is_not_adopted(
     assert (out / name).lstat().st_size == rec["size"]
     assert_exact(server, MYSQL_FULL, out)
     assert (elsewhere / name).read_bytes() == copy
+
+
+def test_verify_never_reads_through_a_linked_subfolder(tmp_path: Path) -> None:
+    """``db1`` a link to a folder elsewhere holding an exact copy of ``db1/full.bak``: the
+    files elsewhere are not the folder's, and are not called ok."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (elsewhere / "db1").mkdir(parents=True)
+    data = b"a SQL Server full backup\n" * 100
+    (elsewhere / "db1" / "full.bak").write_bytes(data)
+    crc = hash_file(elsewhere / "db1" / "full.bak", sha256=False, md5=False).crc64.value
+    out.mkdir()
+    (out / "db1").symlink_to(elsewhere / "db1", target_is_directory=True)
+    entry = {"name": "db1/full.bak", "size": len(data), "size_kb": 3, "crc64": f"{crc:016x}"}
+    manifest = {"manifest_version": 2, "backup_id": "b", "files": [entry]}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    result = cli(["verify", str(out)], None)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert f"{out / 'db1'} is a symbolic link" in result.stdout + result.stderr
