@@ -130,21 +130,24 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None, int 
     return int(a), int(b), total
 
 
-def kb_size_matches(size_bytes: int, size_kb: int) -> bool:
-    """True when the API's KB ``size`` is plausible for an object of ``size_bytes`` bytes.
+def kb_figures(size_bytes: int) -> frozenset[int]:
+    """Every KB figure an honest listing may give for an object of ``size_bytes`` bytes.
 
-    The object store's Content-Range total is the authority on a file's size; the API's KB
-    figure is only a cross-check, and its rounding is undocumented. So a KB is read as 1024
-    or as 1000 bytes, and the figure is accepted when it is within one such KB of the byte
-    count (which covers floor, ceil and round in either unit, and tiny files: 0 bytes as
-    1 KB) or within a quarter of it. Only a clear disagreement fails: a size that is off by
-    more than both, such as a 0 KB file that holds more than a KB, or twice the bytes.
+    The API's rounding is undocumented, so a KB is read as 1024 or as 1000 bytes and the
+    figure as floor, ceil or round of the byte count in that unit (round, half up or half to
+    even, always lands on the floor or the ceil); an empty object may be listed as 0 or 1 KB.
+    Nothing wider: the KB figure is the only statement, independent of the object store, of
+    how big the file should be, and a truncated upload must not pass it.
     """
-    if size_bytes < 0 or size_kb < 0:
-        return False
+    if size_bytes < 0:
+        return frozenset()
+    out = {1} if size_bytes == 0 else set()
     for unit in (KIB, 1000):
-        off = abs(size_bytes - size_kb * unit)
-        # Integers only: 4*off <= size_bytes is "within a quarter" with no float rounding.
-        if off <= unit or 4 * off <= size_bytes:
-            return True
-    return False
+        out |= {size_bytes // unit, -(-size_bytes // unit)}
+    return frozenset(out)
+
+
+def kb_size_matches(size_bytes: int, size_kb: int) -> bool:
+    """True when the API's KB ``size`` is one of the roundings of ``size_bytes`` that
+    :func:`kb_figures` allows (integers only, so exact at any size)."""
+    return size_kb in kb_figures(size_bytes)

@@ -16,7 +16,7 @@ import click
 
 from downloader.api.factory import ApiSettings
 
-from .paramtypes import ByteRate, ByteSize, CaBundle, FiniteFloatRange, NonEmptyPath
+from .paramtypes import ByteRate, ByteSize, CaBundle, FiniteFloatRange, MetricsPath, NonEmptyPath
 
 if TYPE_CHECKING:
     from downloader.download import TransportConfig
@@ -221,7 +221,7 @@ limit_rate_option = click.option(
 
 metrics_file_option = click.option(
     "--metrics-file",
-    type=NonEmptyPath(dir_okay=False, path_type=Path),
+    type=MetricsPath(),
     show_envvar=True,
     help="Write Prometheus metrics to this file at the end of every run (atomically, for "
     "node_exporter's textfile collector).",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -108,6 +110,28 @@ class NonEmptyPath(click.Path):
         if os.fspath(value) in ("", b""):
             self.fail("an empty path is not allowed.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class MetricsPath(NonEmptyPath):
+    """The metrics file: absent, or a regular file. Anything else is refused as the option
+    is parsed: a FIFO would block the run's reading of the previous file (forever, holding
+    ROOT's lock), a link or a device is not ours to replace."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        except OSError as exc:
+            self.fail(f"{os.fsdecode(path)}: {exc.strerror}", param, ctx)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            self.fail(f"{os.fsdecode(path)} is {what}", param, ctx)
+        return path
 
 
 class CaBundle(NonEmptyPath):

@@ -8,8 +8,10 @@ leaves a stale lock behind; the pid written into the file is only for the messag
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -90,6 +92,30 @@ class FolderLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing drops the flock
+
+
+def lock_at(state_fd: int, folder: str) -> int:
+    """Take the lock of the folder whose state folder is open as ``state_fd``, exclusive and
+    without waiting, through that descriptor (never through a link at ``lock``); the
+    descriptor returned holds it until closed. LockHeldError when a run holds it."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open("lock", flags, storage.FILE_MODE, dir_fd=state_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UntrustedFolderError(f"{folder}/lock", "is a symbolic link") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UntrustedFolderError(f"{folder}/lock", "is not a regular file")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockHeldError(folder, None) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _alive(pid: int) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +88,28 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise UsageError(f"no manifest at {path}: the folder holds no complete backup") from exc
     except OSError as exc:
         raise UsageError(f"manifest {path} is unreadable: {exc.strerror or exc}") from exc
+    return _parse(data, path)
+
+
+def load_manifest_at(folder_fd: int, folder: Path) -> dict[str, Any]:
+    """:func:`load_manifest` of the folder open as ``folder_fd`` (named ``folder`` in
+    messages), read through the descriptor: whatever ``folder`` now names is not looked at."""
+    path = folder / storage.MANIFEST_NAME
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(storage.MANIFEST_NAME, flags, dir_fd=folder_fd)
+    except FileNotFoundError as exc:
+        raise UsageError(f"no manifest at {path}: the folder holds no complete backup") from exc
+    except OSError as exc:
+        raise UsageError(f"manifest {path} is unreadable: {exc.strerror or exc}") from exc
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"manifest {path} is not a regular file")
+        data = fh.read(MAX_MANIFEST + 1)
+    return _parse(data, path)
+
+
+def _parse(data: bytes, path: Path) -> dict[str, Any]:
     if len(data) > MAX_MANIFEST:
         raise UsageError(f"manifest {path} is larger than {MAX_MANIFEST // 2**20} MiB")
     obj = load_json(data, f"manifest {path}")

@@ -77,7 +77,9 @@ def _check_entries(
             checks.append(Check(f"{where}[{i}]", False, "manifest entry without a name"))
             continue
         try:
-            path = layout.final(name)
+            # Its folders entered one by one, never through a link (UntrustedFolderError):
+            # a linked ``db1`` would have the files elsewhere called ok.
+            path = layout.checked_final(name)
         except UsageError as exc:
             checks.append(Check(name, False, str(exc)))
             continue

@@ -14,7 +14,9 @@ knows only this module's own output; prometheus_client is not needed at run time
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,10 +158,15 @@ def parse_previous(text: str) -> dict[str, dict[str, float]]:
 def read_previous(path: Path) -> dict[str, dict[str, float]]:
     """:func:`parse_previous` of the file at ``path``; empty when there is none to read."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PREVIOUS + 1)
+        # Never waiting: a FIFO put there after the start would block the run (holding
+        # ROOT's lock) until someone writes to it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return {}
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        data = fh.read(MAX_PREVIOUS + 1)
     if len(data) > MAX_PREVIOUS:
         return {}
     return parse_previous(data.decode("utf-8", "replace"))

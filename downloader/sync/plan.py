@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from downloader.disk.storage import NAME_MAX
+from downloader.disk.storage import MANIFEST_NAME, NAME_MAX, STATE_DIR
+from downloader.disk.tree import Entry
 from downloader.errors import UsageError
 from downloader.models import Backup
 from downloader.text.fmt import unsafe_char
@@ -28,6 +29,7 @@ __all__ = [
     "retention",
     "run_exit_code",
     "shard_of",
+    "stray_entry",
 ]
 
 _SHARD_RE = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", re.ASCII)
@@ -120,23 +122,24 @@ def _newness(b: Backup) -> tuple[datetime, datetime, str]:
 class Folder:
     """One entry directly under ``ROOT/<instance_id>/``, as retention needs to see it.
 
-    ``real_dir``: a folder, not a link or a file. ``manifest_id``: the backup id in the
-    manifest the tool wrote there (None: no readable manifest). ``when``: the backup's end
-    time (from the API or the sync's record of it), else when its manifest was written;
-    None when neither is known.
+    ``real_dir``: a folder, not a link or a file. ``proven``: the sync's ledger (kept in
+    ROOT's private state folder) records finishing this backup here; a manifest in the
+    folder proves nothing, anyone able to write there can make one. ``when``: the backup's
+    end time from the API, as the ledger keeps it (never a manifest's date); None when not
+    known.
     """
 
     name: str
     real_dir: bool
-    manifest_id: str | None
+    proven: bool
     when: datetime | None
 
     @property
     def complete(self) -> bool:
-        """A finished backup of the tool's: the manifest names this very folder's backup."""
+        """A finished backup of the tool's: the sync's ledger says it finished it."""
         return (
             self.real_dir
-            and self.manifest_id == self.name
+            and self.proven
             and self.when is not None
             and folder_name_problem(self.name) is None
         )
@@ -169,11 +172,43 @@ def retention(
     return beyond[::-1]
 
 
-def run_exit_code(*, succeeded: int, failed: int, auth_failed: int) -> int:
-    """0 when every instance succeeded; 3 when every instance failed because the API
-    refused the credentials (nothing can work until they are fixed); 1 otherwise."""
+# What a backup folder may hold besides its files: the manifest, and in the state folder
+# the lock, the journal's records and part files (a download's leftovers, our own).
+_STATE_FOLDERS = (f"{STATE_DIR}/parts", f"{STATE_DIR}/journal")
+
+
+def stray_entry(entries: Mapping[str, Entry], files: Mapping[str, int]) -> str | None:
+    """The first entry (by path relative to a backup folder) that is not the backup's: not
+    a file ``files`` lists with its size, nor a folder on the way to one, nor the manifest
+    or the tool's state; None when there is none. Retention never removes a folder holding
+    a stray entry (hand-made notes, a link, a file grown or shrunk since)."""
+    needed = {STATE_DIR, *_STATE_FOLDERS}
+    for name in files:
+        parts = name.split("/")
+        needed.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    for rel, entry in sorted(entries.items()):
+        if entry.kind == "dir" and rel in needed:
+            continue
+        if entry.kind != "file":
+            return rel
+        if rel in (MANIFEST_NAME, f"{STATE_DIR}/lock") or files.get(rel) == entry.size:
+            continue
+        folder, _, _ = rel.rpartition("/")
+        if folder in _STATE_FOLDERS:
+            continue
+        return rel
+    return None
+
+
+def run_exit_code(*, succeeded: int, failed: int, auth_failed: int, untrusted: int = 0) -> int:
+    """0 when every instance succeeded; 2 when a folder of an instance was refused as
+    planted (a link where the sync keeps a folder), as ``download`` refuses one; 3 when
+    every instance failed because the API refused the credentials (nothing can work until
+    they are fixed); 1 otherwise."""
     if failed == 0:
         return 0
+    if untrusted:
+        return 2
     if succeeded == 0 and auth_failed == failed:
         return 3
     return 1

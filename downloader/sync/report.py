@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from downloader.errors import ApiAuthError, CredentialsError, RdsBackupError
+from downloader.errors import (
+    ApiAuthError,
+    CredentialsError,
+    RdsBackupError,
+    UntrustedFolderError,
+)
 from downloader.sync.plan import run_exit_code
 from downloader.text.fmt import format_duration, format_size, printable
 
@@ -28,6 +33,7 @@ class BackupResult:
     files: int = 0
     files_failed: int = 0
     error: str | None = None
+    untrusted: bool = False  # its folder was refused (a planted link)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,12 +58,14 @@ class InstanceResult:
     removed: list[str] = field(default_factory=list)
     error: str | None = None
     auth_refused: bool = False
+    untrusted: bool = False  # a folder of its own was refused (a planted link)
     warnings: list[str] = field(default_factory=list)
 
     def fail(self, exc: BaseException) -> None:
         """Record an error that ended this instance's run."""
         self.error = str(exc)
         self.auth_refused = isinstance(exc, ApiAuthError | CredentialsError)
+        self.untrusted = isinstance(exc, UntrustedFolderError)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +155,7 @@ class SyncReport:
             succeeded=len(self.instances) - len(failed),
             failed=len(failed),
             auth_failed=sum(1 for i in failed if i.auth_refused),
+            untrusted=sum(1 for i in failed if i.untrusted),
         )
 
     def to_json(self) -> dict[str, Any]:

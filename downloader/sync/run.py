@@ -31,15 +31,17 @@ from downloader.disk import storage
 from downloader.disk.lock import FolderLock
 from downloader.download import Selection, TransportConfig, make_session, run_download
 from downloader.engine.core import EngineConfig
-from downloader.errors import RdsBackupError
+from downloader.errors import RdsBackupError, UntrustedFolderError
 from downloader.models import Backup, FileListing
 from downloader.progress import make_reporter
 from downloader.sync.folders import (
-    BackupTimes,
-    backup_complete,
+    adopt_complete,
+    backup_folder,
+    complete_backup,
     remove_backup_folder,
     scan_instance,
 )
+from downloader.sync.ledger import Ledger
 from downloader.sync.metrics import InstanceMetrics, RunMetrics, write_sync_metrics
 from downloader.sync.plan import (
     Folder,
@@ -264,18 +266,23 @@ class _Syncer:
             result.error = f"no COMPLETED {kinds} backup with an end time"
             log.error("instance %s: %s", instance_id, result.error)
             return
-        times = BackupTimes(self.cfg.state, instance_id)
-        times.load()
+        ledger = Ledger(self.cfg.state, instance_id)
+        ledger.load()
         for b in listed:
             if b.end_time is not None:
-                times.note(b.id, b.end_time)  # the API's word wins over the record
+                ledger.note_time(b.id, b.end_time)  # the API's word wins over the record
         for backup in targets:
-            result.backups.append(await self._backup(instance_id, backup))
+            done = await self._backup(instance_id, backup, ledger)
+            result.backups.append(done)
+            result.untrusted = result.untrusted or done.untrusted
+        if result.untrusted:
+            return  # its folders are not to be looked into, nor removed from
         try:
-            await self._retention(result, targets, times.times)
+            adopt_complete(self.cfg.root, instance_id, ledger)
+            await self._retention(result, targets, ledger)
             if not self.cfg.dry_run:
-                present = {f.name for f in scan_instance(self._dir(instance_id), {})}
-                times.save(present)
+                folders = scan_instance(self.cfg.root, instance_id, {})
+                ledger.save({f.name for f in folders if f.real_dir})
         except (RdsBackupError, OSError) as exc:
             result.warnings.append(f"retention: {exc}")
             log.error("instance %s: retention: %s", instance_id, exc)
@@ -283,7 +290,7 @@ class _Syncer:
     def _dir(self, instance_id: str) -> Path:
         return self.cfg.root / instance_id
 
-    async def _backup(self, instance_id: str, backup: Backup) -> BackupResult:
+    async def _backup(self, instance_id: str, backup: Backup, ledger: Ledger) -> BackupResult:
         result = BackupResult(
             backup.id, backup.type, backup.end_time, "failed", size_kb=backup.size_kb
         )
@@ -291,10 +298,24 @@ class _Syncer:
         if problem is not None:
             result.error = f"backup id {backup.id!r} cannot name a folder: {problem}"
             return result
-        folder = self._dir(instance_id) / backup.id
-        if backup_complete(folder, backup.id):
+        try:
+            # Walked from ROOT, never through a link: download would write where it points.
+            folder = backup_folder(
+                self.cfg.root, instance_id, backup.id, create=not self.cfg.dry_run
+            )
+        except UntrustedFolderError as exc:
+            result.error, result.untrusted = str(exc), True
+            log.error("instance %s: backup %s: %s", instance_id, backup.id, result.error)
+            return result
+        except OSError as exc:
+            result.error = f"{self._dir(instance_id) / backup.id}: {exc.strerror or exc}"
+            log.error("instance %s: backup %s: %s", instance_id, backup.id, result.error)
+            return result
+        files = complete_backup(folder, backup.id)
+        if files is not None:
             log.info("instance %s: backup %s is complete already", instance_id, backup.id)
             result.outcome = "skipped"
+            ledger.note_finished(backup.id, files)
             return result
         if self.cfg.dry_run:
             result.outcome = "would-fetch"
@@ -310,10 +331,20 @@ class _Syncer:
             await self._download(instance_id, backup, folder, result)
         except RdsBackupError as exc:
             result.outcome, result.error = "failed", str(exc)
+            result.untrusted = isinstance(exc, UntrustedFolderError)
         except OSError as exc:
             result.outcome, result.error = "failed", f"{folder}: {exc.strerror or exc}"
         if result.error:
             log.error("instance %s: backup %s: %s", instance_id, backup.id, result.error)
+        elif result.outcome in ("fetched", "skipped"):
+            files = complete_backup(folder, backup.id)
+            if files is None or not ledger.note_finished(backup.id, files):
+                log.warning(
+                    "instance %s: backup %s is in place but could not be recorded as "
+                    "finished; retention keeps its folder",
+                    instance_id,
+                    backup.id,
+                )
         return result
 
     async def _download(
@@ -350,15 +381,15 @@ class _Syncer:
             result.outcome = "fetched"
 
     async def _retention(
-        self, result: InstanceResult, targets: list[Backup], times: dict[str, datetime]
+        self, result: InstanceResult, targets: list[Backup], ledger: Ledger
     ) -> None:
-        folder = self._dir(result.instance_id)
-        folders = scan_instance(folder, times)
+        instance_id = result.instance_id
+        folders = scan_instance(self.cfg.root, instance_id, ledger.finished)
         if self.cfg.dry_run:
             # As the real run would see them: what it would fetch is complete by then.
             coming = {b.backup_id for b in result.of("would-fetch")}
             folders = [f for f in folders if f.name not in coming]
-            folders += [Folder(b.id, True, b.id, b.end_time) for b in targets if b.id in coming]
+            folders += [Folder(b.id, True, True, b.end_time) for b in targets if b.id in coming]
         protected = {b.id for b in targets} | {b.backup_id for b in result.of("failed")}
         doomed = retention(
             folders, keep=self.cfg.keep, protected=protected, instance_failed=not result.ok
@@ -368,11 +399,12 @@ class _Syncer:
                 result.removed.append(name)
                 continue
             try:
-                await remove_backup_folder(folder / name, name)
+                remove_backup_folder(self.cfg.root, instance_id, name, ledger.finished[name])
             except (RdsBackupError, OSError) as exc:
                 result.warnings.append(f"cannot remove {name}: {exc}")
                 log.error("instance %s: cannot remove %s: %s", result.instance_id, name, exc)
                 continue
+            ledger.forget(name)
             result.removed.append(name)
             log.info(
                 "instance %s: removed %s (keeping the newest %s)",

@@ -365,6 +365,21 @@ def test_verification_failure_exits_4(server: Simulator, tmp_path: Path) -> None
     assert "API reports" in result.stderr
 
 
+def test_an_object_a_fifth_shorter_than_listed_exits_4_naming_both_sizes(
+    server: Simulator, tmp_path: Path
+) -> None:
+    """A truncated upload: the 1 MiB file (1025 KB listed) served while the API lists 1281
+    KB, a fifth more than the store holds. No rounding explains it."""
+    server.faults.wrong_kb_size = 256
+    small = next(f for f in server.backups[MYSQL_FULL].files if f.size == 1 * MIB + 1)
+    result = cli(["download", MYSQL_FULL, "-o", str(tmp_path), "--include", small.name], server)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"the object has {small.size} bytes but the API reports 1281 KB" in result.stderr
+    assert not (tmp_path / small.name).exists()
+    assert not (tmp_path / MANIFEST_NAME).exists()
+
+
 def test_some_files_failed_exits_1(server: Simulator, tmp_path: Path) -> None:
     server.faults.deny_objects = True
     result = cli(["download", MYSQL_FULL, "-o", str(tmp_path)], server)

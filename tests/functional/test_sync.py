@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient, RetryPolicy
+from downloader.disk import tree
 from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.download import TransportConfig
 from downloader.engine.core import EngineConfig
@@ -450,7 +451,15 @@ async def test_a_run_that_cannot_list_its_instances_keeps_their_last_success(
     assert set(m["rds_backup_instance_latest_backup_timestamp_seconds"]) == set(FLEET)
 
 
-async def test_retention_never_removes_through_a_linked_instance_folder(
+def snapshot(top: Path) -> dict[str, tuple[int, int]]:
+    """Every path below ``top`` with its size and mtime: what "nothing changed" compares."""
+    return {
+        str(p.relative_to(top)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in sorted(top.rglob("*"))
+    }
+
+
+async def test_a_linked_instance_folder_is_refused_and_never_entered(
     fleet_sim: Simulator, client: RdsClient, tmp_path: Path
 ) -> None:
     root = tmp_path / "mirror"
@@ -464,17 +473,51 @@ async def test_retention_never_removes_through_a_linked_instance_folder(
     elsewhere.mkdir()
     (root / PLAIN).rename(elsewhere / PLAIN)
     (root / PLAIN).symlink_to(elsewhere / PLAIN)
+    plain[2].status = "COMPLETED"  # a new backup: a run through the link would write it there
+    before = snapshot(elsewhere)
 
     for dry_run in (True, False):
         report = await run_sync(
-            config(root, instance_ids=(PLAIN,), keep=1, dry_run=dry_run), client
+            config(root, instance_ids=(PLAIN, SMALL), keep=1, dry_run=dry_run), client
         )
-        (result,) = report.instances
-        assert result.removed == [], dry_run
-        assert any("is a link" in w for w in result.warnings), result.warnings
-        (line, *_) = report.summary()  # the one-line summary says so too, not only the log
-        assert " ok " in line and "warning:" in line and "is a link" in line, line
+        assert report.exit_code == 2, (dry_run, report.to_json())
+        by_id = {i.instance_id: i for i in report.instances}
+        result = by_id[PLAIN]
+        assert not result.ok and result.removed == [], dry_run
+        assert [b.error for b in result.of("failed")] == [
+            f"refusing the output folder: {root / PLAIN} is a symbolic link; "
+            "remove it and run again"
+        ]
+        (line, *_) = report.summary()  # the one-line summary names it, not only the log
+        assert "FAILED" in line and f"{root / PLAIN} is a symbolic link" in line, line
+        assert by_id[SMALL].ok  # the rest of the fleet goes on
+    assert snapshot(elsewhere) == before
     assert backup_dirs(elsewhere, PLAIN) == [plain[0].id, plain[1].id]
+
+
+def test_cli_refuses_a_linked_backup_folder_and_writes_nothing_outside_root(
+    served: Simulator, tmp_path: Path
+) -> None:
+    """``ROOT/<instance>/<backup id>`` planted as a link to a folder outside ROOT holding a
+    file of the backup's name: sync exits 2 naming the link; that file keeps its bytes."""
+    root, outside = tmp_path / "mirror", tmp_path / "outside"
+    target = newest(served, SMALL)
+    outside.mkdir()
+    victim = outside / target.files[0].name
+    victim.write_bytes(b"precious, not a backup\n")
+    (root / SMALL).mkdir(parents=True)
+    (root / SMALL / target.id).symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+
+    done = sync_cli(served, root, "--instance-id", SMALL, "--instance-id", PLAIN, "--json")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{root / SMALL / target.id} is a symbolic link" in done.stderr
+    report = json.loads(done.stdout)
+    assert report["failed_instances"] == [SMALL]
+    assert snapshot(outside) == before
+    assert victim.read_bytes() == b"precious, not a backup\n"
+    assert_mirrored(served, root, newest(served, PLAIN))  # the other instance is mirrored
 
 
 async def test_an_unsharded_run_and_a_shard_of_the_same_root_never_overlap(
@@ -498,3 +541,150 @@ async def test_an_unsharded_run_and_a_shard_of_the_same_root_never_overlap(
             done = await run_sync(config(root, shard=Shard(1, 3)), client)
     assert done.exit_code == 0, done.to_json()
     assert done.instances and fleet_sim.stats.backups_list_calls == len(done.instances)
+
+
+# ------------------------------------------------------------------ retention's proof
+
+
+def forge(folder: Path, backup_id: str, files: dict[str, bytes], created: str) -> None:
+    """A hand-made folder with a manifest naming ``backup_id``, dated ``created``."""
+    folder.mkdir(parents=True)
+    entries = []
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        entries.append({"name": name, "size": len(data), "size_kb": 1, "crc64": "0" * 16})
+    manifest = {
+        "manifest_version": 2,
+        "backup_id": backup_id,
+        "created": created,
+        "files": entries,
+    }
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+async def mirror_three(sim: Simulator, client: RdsClient, root: Path) -> list[SimBackup]:
+    """PLAIN's three backups, each mirrored by a run of its own (as nights pass)."""
+    plain = [sim.backups[bid(PLAIN, n)] for n in range(3)]
+    for b in plain:
+        b.status = "BUILDING"
+    for b in plain:
+        b.status = "COMPLETED"
+        done = await run_sync(config(root, instance_ids=(PLAIN,)), client)
+        assert done.exit_code == 0, done.to_json()
+    assert backup_dirs(root, PLAIN) == sorted(b.id for b in plain)
+    return plain
+
+
+async def test_retention_removes_only_what_the_sync_finished_by_the_apis_time(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "mirror"
+    plain = await mirror_three(fleet_sim, client, root)
+    here = root / PLAIN
+    # Decoys dated 2099: two copies of a real backup, each manifest renamed to its folder,
+    # and a folder of notes with a manifest listing them.
+    for n in (7, 8):
+        shutil.copytree(here / plain[0].id, here / bid(PLAIN, n))
+        manifest = json.loads((here / bid(PLAIN, n) / MANIFEST_NAME).read_text())
+        manifest.update(backup_id=bid(PLAIN, n), created="2099-01-01T00:00:00Z")
+        (here / bid(PLAIN, n) / MANIFEST_NAME).write_text(json.dumps(manifest))
+    notes = here / bid(PLAIN, 5)
+    forge(notes, notes.name, {"notes.txt": b"mine\n"}, "2099-06-01T00:00:00Z")
+    decoys = [bid(PLAIN, 5), bid(PLAIN, 7), bid(PLAIN, 8)]
+
+    kept = await run_sync(config(root, instance_ids=(PLAIN,), keep=3), client)
+    assert kept.exit_code == 0, kept.to_json()
+    assert kept.instances[0].removed == []  # three real backups: all kept
+    assert backup_dirs(root, PLAIN) == sorted([b.id for b in plain] + decoys)
+
+    # A note left in a real backup's folder: that folder is never removed (and says why).
+    (here / plain[0].id / "README.txt").write_text("restore with care\n")
+    one = await run_sync(config(root, instance_ids=(PLAIN,), keep=1), client)
+    assert one.exit_code == 0, one.to_json()
+    (result,) = one.instances
+    assert result.removed == [plain[1].id]
+    assert any(
+        f"{here / plain[0].id / 'README.txt'} is not a file of the backup" in w
+        for w in result.warnings
+    ), result.warnings
+    assert backup_dirs(root, PLAIN) == sorted([plain[0].id, plain[2].id, *decoys])
+    assert (notes / "notes.txt").read_bytes() == b"mine\n"
+    assert_mirrored(fleet_sim, root, plain[2])
+
+
+async def test_retention_adopts_a_complete_folder_of_an_older_mirror(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path
+) -> None:
+    """A mirror made before the ledger (its record held end times only): a folder whose
+    manifest, files and journal agree, of a backup the API lists, is the sync's own."""
+    root = tmp_path / "mirror"
+    plain = await mirror_three(fleet_sim, client, root)
+    record = root / STATE_DIR / "times" / f"{PLAIN}.json"
+    old = {"version": 1, "backups": json.loads(record.read_text())["backups"]}
+    record.write_text(json.dumps(old))
+    one = await run_sync(config(root, instance_ids=(PLAIN,), keep=1), client)
+    assert one.exit_code == 0, one.to_json()
+    assert one.instances[0].removed == [plain[0].id, plain[1].id]
+    assert backup_dirs(root, PLAIN) == [plain[2].id]
+    assert set(json.loads(record.read_text())["finished"]) == {plain[2].id}
+
+
+async def test_retention_removes_through_descriptors_when_the_instance_folder_is_swapped(
+    fleet_sim: Simulator, client: RdsClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ROOT/<instance> swapped for a link to a copy outside ROOT between retention's check
+    and the removal: the copy outside stays whole."""
+    root = tmp_path / "mirror"
+    plain = await mirror_three(fleet_sim, client, root)
+    outside = tmp_path / "outside"
+    shutil.copytree(root / PLAIN, outside / PLAIN, symlinks=True)
+    before = snapshot(outside)
+    checked = tree.inventory
+    swaps = []
+
+    def swap_after_the_check(fd: int) -> dict[str, tree.Entry]:
+        listed = checked(fd)
+        (root / PLAIN).rename(root / f"{PLAIN}.real")
+        (root / PLAIN).symlink_to(outside / PLAIN, target_is_directory=True)
+        swaps.append(fd)
+        return listed
+
+    monkeypatch.setattr(tree, "inventory", swap_after_the_check)
+    report = await run_sync(config(root, instance_ids=(PLAIN,), keep=2), client)
+    assert swaps, "the removal never reached its check"
+    assert report.instances[0].removed == [plain[0].id]
+    assert snapshot(outside) == before
+    assert not (root / f"{PLAIN}.real" / plain[0].id).exists()  # the one it checked is gone
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link"])
+def test_cli_refuses_a_metrics_file_that_is_no_regular_file(
+    served: Simulator, tmp_path: Path, kind: str
+) -> None:
+    """A FIFO would block the run forever, holding ROOT's lock and deaf to SIGTERM."""
+    root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
+    if kind == "fifo":
+        os.mkfifo(prom)
+    elif kind == "folder":
+        prom.mkdir()
+    else:
+        prom.symlink_to(tmp_path / "elsewhere.prom")
+    for command in (["sync", "--instance-id", SMALL], ["download", newest(served, SMALL).id]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_BACKUP", "HUAWEI"))}
+        env.update(served.env(), RDS_BACKUP_ENDPOINT=served.endpoint)
+        args = [*command, "-o", str(root), "--metrics-file", str(prom)]
+        done = subprocess.run(
+            [sys.executable, "-m", "downloader", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()[-1:]
+        assert str(prom) in line and "--metrics-file" in line, done.stderr
+    assert served.stats.api_calls == 0
+    assert not root.exists()
+    assert prom.is_symlink() if kind == "link" else not prom.is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 from hypothesis import given
@@ -132,3 +133,20 @@ def test_read_previous_of_nothing_or_garbage(tmp_path: Path) -> None:
     junk = tmp_path / "junk.prom"
     junk.write_bytes(b"\xff\xfe garbage {{{\nrds_backup_instance_files_failed 3\n")
     assert read_previous(junk) == {}
+
+
+def test_a_fifo_in_place_of_the_previous_file_is_not_waited_on(tmp_path: Path) -> None:
+    """Put there after the command line's check: reading it must not wait for a writer
+    (the run holds ROOT's lock meanwhile); the write then replaces it."""
+    fifo = tmp_path / "rds.prom"
+    os.mkfifo(fifo)
+    got: list[dict[str, dict[str, float]]] = []
+    reader = threading.Thread(target=lambda: got.append(read_previous(fifo)), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked in open(): let it go, and fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+    assert got == [{}]
+    write_sync_metrics(fifo, RUN, [])
+    assert stat.S_ISREG(fifo.lstat().st_mode)

@@ -67,7 +67,7 @@ def test_parse_content_range(value: str | None, expected: tuple[object, ...]) ->
     ("size", "kb", "ok"),
     [
         (0, 0, True),
-        (0, 1, True),  # an empty file listed as 1 KB: within one KB
+        (0, 1, True),  # an empty file listed as 1 KB
         (0, 2, False),
         (1, 0, True),
         (1, 1, True),
@@ -86,10 +86,13 @@ def test_parse_content_range(value: str | None, expected: tuple[object, ...]) ->
         (2047, 2, True),
         (10_240_000, 10_240, True),  # 1000-based: 10240 KB of 1000 bytes
         (10_240_000, 10_000, True),  # 1024-based floor
-        (1 * 1024 * 1024, 800, True),  # 22% under: plausible
-        (1 * 1024 * 1024, 700, False),  # 33% under: a different file
-        (1 * 1024 * 1024, 1300, True),
-        (1 * 1024 * 1024, 1400, False),
+        (1 * 1024 * 1024, 1024, True),
+        (1 * 1024 * 1024, 1048, True),  # 1000-based floor of 1048.576
+        (1 * 1024 * 1024, 1049, True),  # and its ceil (and round)
+        (1 * 1024 * 1024, 1023, False),  # one KB short: not a rounding of these bytes
+        (1 * 1024 * 1024, 1050, False),
+        (1 * 1024 * 1024 * 4 // 5, 1024, False),  # 20% truncated: no longer "plausible"
+        (1 * 1024 * 1024, 800, False),
         (1 * 1024 * 1024, 0, False),
         (1 * 1024 * 1024, 2048, False),  # twice the size
     ],
@@ -117,21 +120,25 @@ def test_kb_rule_accepts_every_rounding(size: int) -> None:
         assert kb_size_matches(size, kb), kb
 
 
+@given(sizes, st.integers(-3, 3))
+def test_kb_rule_accepts_the_roundings_and_nothing_beside_them(size: int, step: int) -> None:
+    """Every rounding passes; a figure next to a rounding (in either unit) passes only if it
+    is itself a rounding: a truncated or padded object fails however close it comes."""
+    roundings = _roundings(size) | ({1} if size == 0 else set())
+    for kb in roundings:
+        neighbour = kb + step
+        if neighbour >= 0:
+            assert kb_size_matches(size, neighbour) is (neighbour in roundings), neighbour
+
+
 @given(sizes, st.integers(0, 1 << 44))
-def test_kb_rule_accepts_within_a_quarter_and_rejects_a_clear_disagreement(
-    size: int, kb: int
-) -> None:
-    listed = kb * 1024
-    if 4 * abs(listed - size) <= size or abs(listed - size) <= 1024:
-        assert kb_size_matches(size, kb)
-    # Off by more than a quarter plus a KB in either unit: sizes that clearly disagree.
-    if kb * 1000 > size + size // 4 + 1024 or kb * 1024 < size - size // 4 - 1024:
-        assert not kb_size_matches(size, kb)
+def test_kb_rule_accepts_exactly_the_roundings(size: int, kb: int) -> None:
+    roundings = _roundings(size) | ({1} if size == 0 else set())
+    assert kb_size_matches(size, kb) is (kb in roundings)
 
 
-@given(st.integers(0, 200_000))
-def test_kb_rule_accepts_an_interval(size: int) -> None:
-    """What is accepted for one byte count is a run of KB figures with no holes."""
-    accepted = [kb for kb in range(size // 500 + 4) if kb_size_matches(size, kb)]
-    assert accepted == list(range(accepted[0], accepted[-1] + 1))
-    assert not kb_size_matches(size, size // 500 + 4)
+@given(st.integers(1024, 1 << 44), st.integers(1, 99))
+def test_kb_rule_fails_a_truncated_object(listed: int, percent_short: int) -> None:
+    """An object a percent or more short of what the API lists (1024-based) fails."""
+    size = listed * 1024 * (100 - percent_short) // 100
+    assert not kb_size_matches(size, listed)

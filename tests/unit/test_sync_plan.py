@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
+from downloader.disk.tree import Entry
 from downloader.errors import UsageError
 from downloader.models import Backup
 from downloader.sync.plan import (
@@ -21,6 +23,7 @@ from downloader.sync.plan import (
     retention,
     run_exit_code,
     shard_of,
+    stray_entry,
 )
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -129,11 +132,9 @@ def test_pick_targets_never_takes_an_unfinished_one(spec: list[tuple[str, str, i
 # ------------------------------------------------------------------ retention
 
 
-def folder(
-    name: str, hours: float | None, *, manifest: str | None = "", real: bool = True
-) -> Folder:
+def folder(name: str, hours: float | None, *, proven: bool = True, real: bool = True) -> Folder:
     when = None if hours is None else T0 + timedelta(hours=hours)
-    return Folder(name, real, name if manifest == "" else manifest, when)
+    return Folder(name, real, proven, when)
 
 
 def test_retention_keeps_the_newest_complete_folders() -> None:
@@ -145,10 +146,10 @@ def test_retention_keeps_the_newest_complete_folders() -> None:
     assert retention(folders, keep=2, protected={"b1"}) == ["b0", "b2", "b3"]
 
 
-def test_retention_never_names_what_is_not_a_complete_folder_of_its_backup() -> None:
+def test_retention_never_names_what_the_ledger_does_not_prove() -> None:
     folders = [
-        folder("old-no-manifest", 0, manifest=None),
-        folder("old-foreign", 1, manifest="someone-else"),
+        folder("old-not-in-the-ledger", 0, proven=False),
+        folder("new-not-in-the-ledger", 9, proven=False),
         folder("old-link", 2, real=False),
         folder("old-no-time", None),
         folder(".hidden", 3),
@@ -167,7 +168,7 @@ folder_specs = st.lists(
     st.tuples(
         st.text(alphabet="abc.", min_size=1, max_size=4),
         st.one_of(st.none(), st.integers(0, 50)),
-        st.sampled_from(["own", "none", "other"]),
+        st.booleans(),
         st.booleans(),
     ),
     max_size=25,
@@ -179,16 +180,11 @@ folder_specs = st.lists(
     folder_specs, st.integers(1, 8), st.sets(st.text(alphabet="abc.", max_size=4)), st.booleans()
 )
 def test_retention_properties(
-    spec: list[tuple[str, int | None, str, bool]], keep: int, protected: set[str], failed: bool
+    spec: list[tuple[str, int | None, bool, bool]], keep: int, protected: set[str], failed: bool
 ) -> None:
     folders = [
-        Folder(
-            name,
-            real,
-            {"own": name, "none": None, "other": name + "x"}[kind],
-            None if hours is None else T0 + timedelta(hours=hours),
-        )
-        for name, hours, kind, real in spec
+        Folder(name, real, proven, None if hours is None else T0 + timedelta(hours=hours))
+        for name, hours, proven, real in spec
     ]
     removed = retention(folders, keep=keep, protected=protected, instance_failed=failed)
     by_name = {f.name: f for f in folders}
@@ -197,7 +193,7 @@ def test_retention_properties(
         assert removed == []
     for name in removed:
         f = by_name[name]
-        assert f.complete and f.real_dir and f.manifest_id == name and name not in protected
+        assert f.complete and f.real_dir and f.proven and name not in protected
     complete = [f for f in folders if f.complete]
     kept = [f for f in complete if f.name not in removed]
     assert len(kept) >= min(keep, len(complete))
@@ -215,3 +211,35 @@ def test_run_exit_code() -> None:
     assert run_exit_code(succeeded=2, failed=1, auth_failed=1) == 1
     assert run_exit_code(succeeded=0, failed=2, auth_failed=2) == 3
     assert run_exit_code(succeeded=0, failed=2, auth_failed=1) == 1
+    assert run_exit_code(succeeded=2, failed=1, auth_failed=0, untrusted=1) == 2
+    assert run_exit_code(succeeded=0, failed=2, auth_failed=1, untrusted=1) == 2
+    assert run_exit_code(succeeded=2, failed=0, auth_failed=0, untrusted=0) == 0
+
+
+def test_stray_entry() -> None:
+    files = {"a.qp": 10, "db/b.qp": 5}
+    own = {
+        "a.qp": Entry("file", 10),
+        "db": Entry("dir"),
+        "db/b.qp": Entry("file", 5),
+        MANIFEST_NAME: Entry("file", 400),
+        STATE_DIR: Entry("dir"),
+        f"{STATE_DIR}/lock": Entry("file", 6),
+        f"{STATE_DIR}/journal": Entry("dir"),
+        f"{STATE_DIR}/journal/0123.json": Entry("file", 300),
+        f"{STATE_DIR}/parts": Entry("dir"),
+    }
+    assert stray_entry(own, files) is None
+    assert stray_entry({"a.qp": Entry("file", 10)}, files) is None  # a file gone: nothing lost
+    for extra, entry in [
+        ("notes.txt", Entry("file", 3)),  # hand-made
+        ("a.qp", Entry("file", 11)),  # grown since
+        ("db/b.qp", Entry("link")),
+        ("db/c", Entry("dir")),
+        ("other", Entry("dir")),
+        (f"{STATE_DIR}/journal/x", Entry("dir")),
+        (f"{STATE_DIR}/fifo", Entry("other")),
+        (f"{STATE_DIR}/notes", Entry("file", 1)),
+        ("a.qp", Entry("dir")),
+    ]:
+        assert stray_entry({**own, extra: entry}, files) == extra, extra

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from downloader.disk.journal.records import FileRecord, JournalError, record_from_json
 from downloader.disk.storage import Layout, atomic_write, lstat_private, read_private
 from downloader.errors import MalformedJsonError
+from downloader.ranges import kb_size_matches
 from downloader.text.safejson import load_json
 
 
@@ -49,16 +51,28 @@ class Journal:
             return None, f"journal unreadable ({exc})"
         if (rec.backup_id, rec.name, rec.size_kb) != (backup_id, name, size_kb):
             return None, "journal belongs to another backup or file version"
-        if not rec.complete and rec.done:
-            part = self.layout.part(name)
-            try:
-                on_disk = lstat_private(part).st_size
-            except FileNotFoundError:
+        # A copied or hand-edited folder's record is not the listing's word: a size no
+        # rounding of the listed KB allows (2**63, say) would be planned, chunk by chunk.
+        if rec.size is not None and not kb_size_matches(rec.size, size_kb):
+            return None, f"journal says {rec.size} bytes, which the listed {size_kb} KB rule out"
+        if rec.complete:
+            return rec, None
+        part = self.layout.part(name)
+        try:
+            on_disk: int | None = lstat_private(part).st_size
+        except FileNotFoundError:
+            on_disk = None
+        if rec.done:
+            if on_disk is None:
                 if self.moved_into_place(rec):
                     return rec, None
                 return None, "journal without its part file"
             if on_disk < max(e for _, e in rec.done):
                 return None, "part file shorter than the journal says"
+        # Longer than the whole file: not the part file this record was written beside
+        # (preallocation makes it exactly as long, writes never longer).
+        if on_disk is not None and rec.size is not None and on_disk > rec.size:
+            return None, f"part file of {on_disk} bytes, longer than the journal's {rec.size}"
         return rec, None
 
     def moved_into_place(self, rec: FileRecord) -> bool:
@@ -71,9 +85,12 @@ class Journal:
             return False
         final = self.layout.final(rec.name)
         try:
-            return final.is_file() and final.stat().st_size == rec.size
+            # The file itself, not what a link there points to: a link (even to an exact
+            # copy) is not the file this run moved into place.
+            st = os.lstat(final)
         except OSError:
             return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == rec.size
 
     def save(self, rec: FileRecord) -> None:
         data = json.dumps(rec.to_json(), separators=(",", ":")).encode()
