@@ -2,7 +2,8 @@
 (:func:`downloader.wire.transfer.fetch_range`), and what each answer means for the file.
 
 A body answer is checked against what the file knows (the first one teaches its size and
-identity); a 403 renews the link once (a fresh link refused again fails the file); a 412
+identity); a 403 renews the link (the link that renewal handed over, refused before it ever
+delivered a byte, fails the file); a 412
 or a changed ETag restarts the file; 404 fails it; 429/5xx and network failures are
 retried with backoff (:mod:`downloader.wire.retry`), counting only failures in a row.
 """
@@ -92,7 +93,10 @@ class RangeFetcher(Generic[J]):
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
         ctx = self.ctx
         attempts = 0
-        refused_generation: int | None = None
+        # The generation a renewal of ours handed over and no answer has proven valid yet:
+        # only a 403 on that link (or a newer one) means "refused even when fresh". A link
+        # that delivered bytes was valid; if it dies later it is renewed again.
+        unproven: int | None = None
         policy = replace(self.policy, received=lambda n: self._received(job, n))
         while not slot.stale:
             if slot.end is not None and (
@@ -105,10 +109,15 @@ class RangeFetcher(Generic[J]):
             end = slot.start + job.chunk if slot.probe else slot.end
             want = Want(slot.pos, end, job.etag, job.plan.size)
 
-            async def on_answer(ans: Answer, job: J = job, slot: Slot = slot) -> bool:
+            async def on_answer(
+                ans: Answer, job: J = job, slot: Slot = slot, link: Link = link
+            ) -> bool:
+                nonlocal unproven
                 ctx.resolver.observe_server_date(ans.date)
                 if not ans.has_body:
                     return False
+                if unproven is not None and link.generation >= unproven:
+                    unproven = None  # the store accepted this link: it was valid
                 probe = slot.probe
                 if not self._accept(job, slot, ans):
                     return False
@@ -154,7 +163,7 @@ class RangeFetcher(Generic[J]):
                     status=ans.status,
                     request_id=ans.request_id,
                 )
-                if refused_generation is not None and link.generation > refused_generation:
+                if unproven is not None and link.generation >= unproven:
                     raise LinkRefusedError(
                         f"{job.name}: the object store refuses even a freshly resolved link "
                         f"({code})",
@@ -162,8 +171,7 @@ class RangeFetcher(Generic[J]):
                         status=ans.status,
                         request_id=ans.request_id,
                     )
-                refused_generation = link.generation
-                await self._renew(job, link)
+                unproven = await self._renew(job, link)
                 continue
             if ans.kind is Kind.GONE:
                 raise FileGoneError(
@@ -217,9 +225,14 @@ class RangeFetcher(Generic[J]):
         self.ctx.stats.bytes_fetched += n
         job.fetched += n
 
-    async def _renew(self, job: J, link: Link) -> None:
+    async def _renew(self, job: J, link: Link) -> int | None:
+        """Renew after ``link`` was refused; the generation of the new link when it was
+        resolved after this refusal (None: another renewal had already replaced ``link``,
+        possibly long ago, so a refusal of that one proves nothing yet)."""
+        before = self.ctx.resolver.generation
         try:
-            await self.ctx.resolver.refused(job.name, link)
+            new = await self.ctx.resolver.refused(job.name, link)
+            return new.generation if new.generation > before else None
         except (FileGoneError, LinkRefusedError):
             raise
         except RdsBackupError as exc:

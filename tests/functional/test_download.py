@@ -670,6 +670,24 @@ async def test_link_refused_even_after_renewal_fails_the_file(
     assert sim.stats.backup_files_calls <= 3  # one renewal, shared
 
 
+async def test_links_that_die_early_under_resets_are_renewed_not_judged_refused(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Links claim an hour but die within a second of issue, and every answer is cut after
+    # 128 KiB: each renewed link delivers bytes before it dies, so no 403 here is a refusal
+    # of a link that was never valid.
+    sim.faults.link_lifetime = 3600.0
+    sim.faults.link_true_lifetime = 1.0
+    sim.faults.throttle_bps = 512 * KIB
+    sim.faults.reset_after_bytes = 128 * KIB
+    sim.faults.reset_count = -1
+    report = await run(sim, MYSQL_FULL, tmp_path, chunk_size=1 * MIB, connections=2, retries=50)
+    assert report.exit_code == 0, [o.detail for o in report.failed]
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert report.resolutions >= 2  # the renewed links died too, and were renewed again
+    assert sim.stats.object_status_counts.get(403, 0) >= 2
+
+
 async def test_links_file_with_short_lived_links(sim: Simulator, tmp_path: Path) -> None:
     sim.faults.link_lifetime = 1.0
     listing = await listing_of(sim, MYSQL_FULL)
