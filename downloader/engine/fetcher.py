@@ -34,6 +34,7 @@ from downloader.progress import Reporter
 from downloader.ranges import RangeSet
 from downloader.results import RunStats
 from downloader.wire.answer import Answer, Kind
+from downloader.wire.linkcheck import link_problem
 from downloader.wire.retry import Backoff
 from downloader.wire.sink import Sink
 from downloader.wire.transfer import Policy, Transfer, Want, fetch_range
@@ -105,6 +106,11 @@ class RangeFetcher(Generic[J]):
                 slot.pos = slot.end  # nothing of it to put back in the queue
                 return
             link = await ctx.resolver.fresh(job.name)
+            unusable = link_problem(link.url)
+            if unusable is not None:
+                raise TransferError(
+                    f"{job.name}: the download link cannot be used: {unusable}", file=job.name
+                )
             pos_before = slot.pos
             end = slot.start + job.chunk if slot.probe else slot.end
             want = Want(slot.pos, end, job.etag, job.plan.size)

@@ -258,8 +258,8 @@ class ApiHandlers:
                 raise ApiReject(400, "DBS.201203", "The backup file does not exist.")
         except ApiReject as reject:
             return self._error(reject)
-        base = f"{request.scheme}://{request.host}"
-        return self._respond(200, self._files_body(backup, base))
+        netloc = self.sim.faults.link_netloc or request.host
+        return self._respond(200, self._files_body(backup, f"{request.scheme}://{netloc}"))
 
     def _files_body(self, backup: SimBackup, base: str) -> JsonDict:
         sim = self.sim

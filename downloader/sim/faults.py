@@ -36,6 +36,7 @@ class Faults:
     expiry_override: str | None = None  # link_expired_time replaced verbatim
     wrong_kb_size: int = 0  # added to every reported KB size (files and backups)
     hidden_files: set[str] = field(default_factory=set)  # names left out of backup-files
+    link_netloc: str | None = None  # host[:port] written into download links, verbatim
 
     # --- clock ----------------------------------------------------------------------------
     server_clock_offset: float = 0.0  # seconds added to clock() for all the server shows/checks

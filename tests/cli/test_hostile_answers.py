@@ -1,0 +1,109 @@
+"""Hostile answers that used to end in a traceback: download links no GET can be sent to, an
+ETag that cannot be sent back, instance ids that break a summary or a metrics file, and
+``cat`` with no standard output. Each is a one-line error (per file) and an exit code, and
+the rest of the run goes on. The real command in subprocesses, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from test_cli import cli
+
+from downloader.api.auth import AkSkAuth
+from downloader.api.client import RdsClient
+from downloader.disk.storage import MANIFEST_NAME
+from downloader.sim import Simulator
+from downloader.sim.catalog import MYSQL_FULL
+
+KIB = 1024
+
+# (the host[:port] put in the links, the words naming what is wrong with them)
+HOSTILE_LINKS = [
+    ("127.0.0.1:99999", "its port is not a number from 1 to 65535"),
+    ("127.0.0.1:-1", "its port is not a number from 1 to 65535"),
+    ("127.0.0.1:abc", "its port is not a number from 1 to 65535"),
+    ("a..b:{port}", "its host has an empty label"),
+    ("{label}.example:{port}", "its host has a label longer than 63 characters"),
+    ("{long}.example:{port}", "its host is longer than 253 characters"),
+    ("127\uff0e0\uff0e0\uff0e1:{port}", "its host is not plain ASCII"),
+    ("localhost\uff0e\uff0e:{port}", "its host is not plain ASCII"),
+]
+
+
+def netloc_of(sim: Simulator, shape: str) -> str:
+    port = sim.endpoint.rsplit(":", 1)[1].rstrip("/")
+    return shape.format(port=port, label="a" * 64, long="a" * 300)
+
+
+def saved_links(sim: Simulator, backup_id: str) -> dict[str, Any]:
+    """A backup-files answer as a user saves it for ``--links-file``."""
+
+    async def fetch() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            client = RdsClient(
+                endpoint=sim.endpoint,
+                project_id=sim.project_id,
+                auth=AkSkAuth(sim.ak, sim.sk, project_id=sim.project_id),
+                session=session,
+            )
+            listing = await client.show_backup_files(backup_id)
+        return {
+            "files": [
+                {"name": f.name, "size": f.size_kb, "download_link": f.download_link}
+                for f in listing.files
+            ]
+        }
+
+    return asyncio.run(fetch())
+
+
+def no_traceback(result: subprocess.CompletedProcess[str], code: int) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "ExceptionGroup" not in result.stderr
+    # Every line is a log line or the one error line: nothing indented, no stack.
+    assert all(not line[:1].isspace() for line in result.stderr.splitlines()), result.stderr
+
+
+@pytest.mark.parametrize(("shape", "words"), HOSTILE_LINKS, ids=[s for s, _ in HOSTILE_LINKS])
+def test_unusable_links_fail_their_files_in_one_line(
+    sim_thread: Simulator, tmp_path: Path, shape: str, words: str
+) -> None:
+    sim_thread.faults.link_netloc = netloc_of(sim_thread, shape)
+    name = max(sim_thread.backups[MYSQL_FULL].files, key=lambda f: f.size).name
+    result = cli(["-q", "download", MYSQL_FULL, "-o", str(tmp_path / "out")], sim_thread)
+    no_traceback(result, 1)
+    assert f"{name}: the download link cannot be used: {words}" in result.stderr
+    assert "Signature=" not in result.stderr  # the link is a credential: never echoed
+    assert sim_thread.stats.object_requests == 0
+    result = cli(["-q", "cat", MYSQL_FULL, name], sim_thread)
+    no_traceback(result, 1)
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rds-backup: error: {name}: the download link cannot be used: {words}"
+    )
+    assert result.stdout == ""
+
+
+def test_one_unusable_link_in_a_links_file_fails_only_its_file(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    links = tmp_path / "links.json"
+    listing = saved_links(sim_thread, MYSQL_FULL)
+    port = sim_thread.endpoint.rsplit(":", 1)[1].rstrip("/")
+    first = listing["files"][0]
+    first["download_link"] = first["download_link"].replace(f":{port}/", ":99999/", 1)
+    bad = first["name"]
+    links.write_text(json.dumps(listing))
+    out = tmp_path / "out"
+    result = cli(["-q", "download", MYSQL_FULL, "-o", str(out), "--links-file", str(links)], None)
+    no_traceback(result, 1)
+    assert f"{bad}: the download link cannot be used: its port" in result.stderr
+    for f in sim_thread.backups[MYSQL_FULL].files:
+        if f.name != bad:
+            assert (out / f.name).read_bytes() == sim_thread.expected_bytes(MYSQL_FULL, f.name)
+    assert not (out / bad).exists() and not (out / MANIFEST_NAME).exists()
