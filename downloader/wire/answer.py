@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from downloader.models import sendable_etag
 from downloader.ranges import parse_content_range
 from downloader.wire.httpdates import http_date, retry_after_seconds
 
@@ -134,6 +135,9 @@ def classify(
     def answer(kind: Kind, **kw: Any) -> Answer:
         return replace(base, kind=kind, **kw)
 
+    if status in (200, 206) and etag is not None and not sendable_etag(etag):
+        # It could never be sent back as If-Match: no identity to pin the file's ranges to.
+        return replace(base, etag=None, detail=f"ETag {_shown(etag)} holds a control character")
     if status == 206:
         a, b, total = parse_content_range(headers.get("Content-Range"))
         if a is None or b is None or total is None:

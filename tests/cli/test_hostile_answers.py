@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from test_cli import cli
+from test_cli import assert_exact, cli, start
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient
-from downloader.disk.storage import MANIFEST_NAME
+from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sim import Simulator
 from downloader.sim.catalog import MYSQL_FULL
 
@@ -107,3 +109,32 @@ def test_one_unusable_link_in_a_links_file_fails_only_its_file(
         if f.name != bad:
             assert (out / f.name).read_bytes() == sim_thread.expected_bytes(MYSQL_FULL, f.name)
     assert not (out / bad).exists() and not (out / MANIFEST_NAME).exists()
+
+
+def test_a_journal_etag_with_a_control_character_restarts_its_file(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """Sent back as If-Match, such an ETag from a record crashed every rerun; the record is
+    not trusted: a warning, and the file starts over."""
+    args = ["download", MYSQL_FULL, "-o", str(tmp_path)]
+    sim_thread.faults.throttle_bps = 512 * KIB
+    proc = start([*args, "--max-connections", "2"], sim_thread)
+    deadline = time.monotonic() + 30
+    while sim_thread.stats.object_bytes_sent < 300 * KIB:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    sim_thread.faults.throttle_bps = None
+    records = list((tmp_path / STATE_DIR / "journal").glob("*.json"))
+    partial = 0
+    for path in records:
+        record = json.loads(path.read_text())
+        partial += bool(record["done"]) and not record["complete"]
+        record["etag"] = '"3f2a\x01-2"'
+        path.write_text(json.dumps(record))
+    assert partial  # a file was cut mid-way: its rerun would have sent the ETag
+    result = cli(args, sim_thread)
+    no_traceback(result, 0)
+    assert "etag holds a control character" in result.stderr
+    assert_exact(sim_thread, MYSQL_FULL, tmp_path)

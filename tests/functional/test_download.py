@@ -35,7 +35,7 @@ from downloader.errors import (
     UnsafeNameError,
     VerificationError,
 )
-from downloader.models import FileListing
+from downloader.models import BackupFile, FileListing
 from downloader.progress import QuietReporter
 from downloader.sim import SimBackup, SimFile, Simulator
 from downloader.sim.catalog import (
@@ -742,6 +742,52 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
         assert_exact(sim, MYSQL_FULL, tmp_path / "b")
     finally:
         await sim.stop()
+
+
+async def test_an_etag_with_a_control_character_fails_its_file_in_words(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """An object store whose ETag holds a control character (aiohttp reads it, but refuses
+    to send it back as If-Match): the file fails with words, no traceback; nothing of it is
+    written. The simulator cannot send such a header (aiohttp guards it), so a raw server
+    does."""
+    data = bytes(range(256)) * 2400  # 600 KiB: more than one chunk, so If-Match is sent
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            first, last = head.split("Range: bytes=", 1)[1].split("\r\n", 1)[0].split("-")
+            a = int(first)
+            b = min(int(last), len(data) - 1) if last else len(data) - 1
+            writer.write(
+                f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{b}/{len(data)}\r\n"
+                f'Content-Length: {b - a + 1}\r\nETag: "3f2a\x01-2"\r\n'
+                "Connection: close\r\n\r\n".encode("latin-1")
+                + data[a : b + 1]
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listing = FileListing(
+        (BackupFile("raw.qp", len(data) // KIB, f"http://127.0.0.1:{port}/raw.qp?s=1", None),),
+        "bucket",
+    )
+    try:
+        report = await run(
+            sim, MYSQL_FULL, tmp_path, links=listing, chunk_size=256 * KIB, retries=2
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert report.exit_code == 1
+    detail = report.failed[0].detail or ""
+    assert "holds a control character" in detail and "\x01" not in detail
+    assert not (tmp_path / "raw.qp").exists()
 
 
 async def test_file_fully_on_disk_but_not_in_place_is_finished_on_rerun(

@@ -185,3 +185,21 @@ def test_crc64_is_the_xz_variant_obs_reports() -> None:
         expect_total=None,
     )
     assert not part.whole
+
+
+@pytest.mark.parametrize("etag", ['"a\x01b"', '"a\x7fb"', '"a\tb"', '"\x1b]0;x\x07"', '"a\x85"'])
+@pytest.mark.parametrize("status", [200, 206])
+def test_an_etag_that_cannot_be_sent_back_is_bad(status: int, etag: str) -> None:
+    hdrs = headers(ETag=etag, Content_Range="bytes 0-9/10", Content_Length="10")
+    answer = classify(status, hdrs, start=0, end=10, expect_etag=None, expect_total=None)
+    assert answer.kind is Kind.BAD
+    assert answer.etag is None  # never learned, never sent as If-Match
+    assert "control character" in answer.detail
+    assert not any(c < " " or "\x7f" <= c <= "\x9f" for c in answer.detail)
+
+
+def test_plain_and_weak_etags_are_kept() -> None:
+    for etag in ('"3f2a-2"', 'W/"x"', '"é"', ""):
+        hdrs = headers(ETag=etag, Content_Range="bytes 0-9/10", Content_Length="10")
+        answer = classify(206, hdrs, start=0, end=10, expect_etag=None, expect_total=None)
+        assert answer.kind is Kind.PARTIAL and answer.etag == etag
