@@ -79,13 +79,27 @@ class InstanceMetrics:
     files_failed: int = 0
 
 
+# What an instance id from the API may hold that the exposition format cannot carry raw: a
+# carriage return ends the line for Prometheus' parser, and a lone surrogate cannot be
+# written as UTF-8 at all.
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _escape(value: str) -> str:
-    # The exposition format's label escapes: backslash, double quote, line feed.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # The exposition format's label escapes (backslash, double quote, line feed), then
+    # ``\uXXXX`` for the rest: Prometheus keeps an escape it does not know as it is.
+    value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", value)
 
 
 def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
+    def one(m: re.Match[str]) -> str:
+        code = m[1]
+        if code == "n":
+            return "\n"
+        return chr(int(code[1:], 16)) if len(code) == 5 else code
+
+    return re.sub(r"\\(u[0-9a-f]{4}|.)", one, value)
 
 
 def _number(value: float) -> str:

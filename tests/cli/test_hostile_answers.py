@@ -6,6 +6,7 @@ the rest of the run goes on. The real command in subprocesses, against the simul
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import signal
 import subprocess
@@ -15,15 +16,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from test_cli import assert_exact, cli, start
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient
 from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
-from downloader.sim import Simulator
+from downloader.sim import SimBackup, SimFile, Simulator, SimulatorThread
 from downloader.sim.catalog import MYSQL_FULL
 
 KIB = 1024
+PLAIN = f"{0xB:030x}in01"
 
 # (the host[:port] put in the links, the words naming what is wrong with them)
 HOSTILE_LINKS = [
@@ -138,3 +141,43 @@ def test_a_journal_etag_with_a_control_character_restarts_its_file(
     no_traceback(result, 0)
     assert "etag holds a control character" in result.stderr
     assert_exact(sim_thread, MYSQL_FULL, tmp_path)
+
+
+def hostile_fleet() -> list[SimBackup]:
+    begin = datetime.datetime(2024, 6, 1, tzinfo=datetime.UTC)
+    out = []
+    for n, instance in enumerate([PLAIN, "ab\ud800cd", "ab\rcd"]):
+        backup_id = f"{n:030x}br01"
+        files = [SimFile(f"{backup_id}_1.qp", 300 + n)]
+        end = begin + datetime.timedelta(minutes=5)
+        out.append(
+            SimBackup(
+                backup_id, instance, f"b{n}", "auto", "COMPLETED", "MySQL", "8.0", begin, end, files
+            )
+        )
+    return out
+
+
+def test_instance_ids_that_break_a_summary_or_a_metrics_file(tmp_path: Path) -> None:
+    """A lone surrogate (JSON's "\\ud800") crashed sync before its summary and metrics; a
+    carriage return wrote a metrics file Prometheus cannot parse. Both instances fail in
+    words; the good one is mirrored; the summary, --json and the metrics file are whole."""
+    sim = Simulator(catalog=hostile_fleet())
+    root, prom = tmp_path / "root", tmp_path / "rds.prom"
+    with SimulatorThread(sim):
+        args = ["sync", "-o", str(root), "--all-instances", "--metrics-file", str(prom)]
+        result = cli([*args, "--json"], sim)
+        text = cli(args, sim)
+    no_traceback(result, 1)
+    report = json.loads(result.stdout)
+    assert sorted(report["failed_instances"]) == sorted(["ab\ud800cd", "ab\rcd"])
+    assert "sync: 3 instance(s), 2 failed" in text.stderr
+    assert "cannot name a folder: it holds the character U+D800" in text.stderr
+    assert f"{PLAIN}  ok  fetched 0" in text.stderr  # the first run mirrored it
+    assert (root / PLAIN / f"{0:030x}br01" / f"{0:030x}br01_1.qp").stat().st_size == 300
+    seen = {}
+    for family in text_string_to_metric_families(prom.read_text(encoding="utf-8")):
+        for sample in family.samples:
+            if sample.name == "rds_backup_instance_last_run_success":
+                seen[sample.labels["instance_id"]] = sample.value
+    assert seen == {PLAIN: 1.0, "ab\\ud800cd": 0.0, "ab\\u000dcd": 0.0}
