@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_cli import assert_exact, cli, start
+from test_cli import assert_exact, cli, env_for, start
 
 from downloader.api.auth import AkSkAuth
 from downloader.api.client import RdsClient
@@ -181,3 +183,21 @@ def test_instance_ids_that_break_a_summary_or_a_metrics_file(tmp_path: Path) -> 
             if sample.name == "rds_backup_instance_last_run_success":
                 seen[sample.labels["instance_id"]] = sample.value
     assert seen == {PLAIN: 1.0, "ab\\ud800cd": 0.0, "ab\\u000dcd": 0.0}
+
+
+def test_cat_with_stdout_closed_is_a_usage_error(sim_thread: Simulator) -> None:
+    name = sim_thread.backups[MYSQL_FULL].files[0].name
+    command = f"exec {shlex.quote(sys.executable)} -m downloader cat {MYSQL_FULL} {name} >&-"
+    result = subprocess.run(
+        ["sh", "-c", command],
+        env=env_for(sim_thread),
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    no_traceback(result, 2)
+    assert result.stderr.strip() == (
+        "rds-backup: error: stdout is closed: pipe the stream into a program or a file"
+    )
+    assert sim_thread.stats.object_requests == 0
