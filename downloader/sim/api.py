@@ -354,7 +354,11 @@ class ApiHandlers:
             return window is None or window[0] <= b.begin_time <= window[1]
 
         chosen = sorted(filter(keep, all_backups), key=lambda b: b.begin_time, reverse=True)
-        return chosen[offset : offset + limit], len(chosen)
+        faults = self.sim.faults
+        if faults.list_ignores_offset:
+            offset = 0
+        claimed = faults.list_claims_total
+        return chosen[offset : offset + limit], len(chosen) if claimed is None else claimed
 
     def _backup_json(self, b: SimBackup) -> JsonDict:
         out: JsonDict = {

@@ -38,6 +38,10 @@ class Faults:
     hidden_files: set[str] = field(default_factory=set)  # names left out of backup-files
     link_netloc: str | None = None  # host[:port] written into download links, verbatim
 
+    # --- backups list ---------------------------------------------------------------------
+    list_ignores_offset: bool = False  # every page is the first one, whatever offset says
+    list_claims_total: int | None = None  # total_count claimed instead of the true one
+
     # --- clock ----------------------------------------------------------------------------
     server_clock_offset: float = 0.0  # seconds added to clock() for all the server shows/checks
 

@@ -563,6 +563,34 @@ async def test_a_long_answer_is_read_whole(session: aiohttp.ClientSession) -> No
     assert all(len(b.name) == 20_011 for b in every)
 
 
+async def test_a_list_that_ignores_offset_stops_at_the_first_page_with_nothing_new(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The API answers the first page whatever the offset and claims 10^9 backups: paging
+    # stops at the first page that adds nothing, with a warning, not after 1,000 pages.
+    begin = datetime(2024, 5, 1, tzinfo=UTC)
+    catalog = [
+        SimBackup(
+            f"{i:032x}br01", MYSQL_INSTANCE, f"b{i}", "auto", "COMPLETED", "MySQL", "8.0",
+            begin + timedelta(hours=i), begin + timedelta(hours=i, minutes=5),
+        )
+        for i in range(150)
+    ]  # fmt: skip
+    async with Simulator(catalog=catalog) as liar:
+        liar.faults.list_ignores_offset = True
+        liar.faults.list_claims_total = 10**9
+        client = make_client(liar, session)
+        every = await client.list_backups(MYSQL_INSTANCE)
+        assert liar.stats.backups_list_calls == 2
+        assert len(every) == 100  # the first page, once each
+        assert "repeats items already listed (total_count 1000000000)" in caplog.text
+        # Honest again: both pages, no warning.
+        caplog.clear()
+        liar.faults.list_ignores_offset, liar.faults.list_claims_total = False, None
+        assert len(await client.list_backups(MYSQL_INSTANCE)) == 150
+        assert "repeats" not in caplog.text
+
+
 async def test_list_backups_time_window_signs_plus_sign(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
