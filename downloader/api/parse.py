@@ -29,6 +29,7 @@ from downloader.errors import (
     UsageError,
 )
 from downloader.models import Backup, BackupFile, FileListing, Instance
+from downloader.text.redact import secret_variants
 from downloader.text.safejson import load_json
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
@@ -332,8 +333,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (longest first) in ``text`` with ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    """Replace every secret (longest first) in ``text`` with ``***``, in each spelling an
+    echo of the request may use (JSON-escaped, percent-encoded: :func:`secret_variants`)."""
+    spellings = {v for s in secrets if s for v in secret_variants(s)}
+    for secret in sorted(spellings, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -26,6 +26,7 @@ from downloader.errors import (
     FileGoneError,
     LinkRefusedError,
     NetworkError,
+    NetworkTimeout,
     RdsBackupError,
     TlsFailed,
     TransferError,
@@ -89,6 +90,13 @@ class RangeFetcher(Generic[J]):
         self.ctx = ctx
         self.policy = policy
         self.transfer = transfer
+        # An answer's headers are due within the stall timeout of the request leaving: a
+        # store that sends one header line every few seconds keeps every read alive, so
+        # the per-read timeout alone would wait for ever.
+        session = ctx.session
+        self.headers_within = (
+            session.timeout.sock_read if isinstance(session, aiohttp.ClientSession) else None
+        )
 
     async def run(self, job: J, slot: Slot) -> None:
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
@@ -98,7 +106,8 @@ class RangeFetcher(Generic[J]):
         # only a 403 on that link (or a newer one) means "refused even when fresh". A link
         # that delivered bytes was valid; if it dies later it is renewed again.
         unproven: int | None = None
-        policy = replace(self.policy, received=lambda n: self._received(job, n))
+        due = _HeadersDue(self.headers_within)
+        policy = replace(self.policy, received=lambda n: self._received(job, n), sent=due.sent)
         while not slot.stale:
             if slot.end is not None and (
                 slot.pos >= slot.end or job.done.contains(slot.pos, slot.end)
@@ -119,6 +128,7 @@ class RangeFetcher(Generic[J]):
                 ans: Answer, job: J = job, slot: Slot = slot, link: Link = link
             ) -> bool:
                 nonlocal unproven
+                due.answered()
                 ctx.resolver.observe_server_date(ans.date)
                 if not ans.has_body:
                     return False
@@ -132,7 +142,7 @@ class RangeFetcher(Generic[J]):
                 return True
 
             try:
-                async with self._sink(job, slot) as sink:
+                async with self._sink(job, slot) as sink, due.attempt():
                     ans = await self.transfer(ctx.session, link.url, want, sink, policy, on_answer)
             except TlsFailed as exc:
                 raise _tls_error(job.name, link.url, exc) from exc
@@ -289,6 +299,41 @@ class RangeFetcher(Generic[J]):
         """The first answer for a file: its size and identity. It plans the file's ranges
         (``Scheduler.plan``), or fails it."""
         raise NotImplementedError
+
+
+class _HeadersDue:
+    """The deadline of one attempt's answer headers: armed when the transport says the
+    request left (after any wait for a pooled connection), disarmed by the answer. Its
+    expiry is a :class:`~downloader.errors.NetworkTimeout`, retried like a stall."""
+
+    def __init__(self, within: float | None) -> None:
+        self.within = within
+        self._timeout: asyncio.Timeout | None = None
+
+    def sent(self) -> None:
+        if self._timeout is not None and self.within is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time() + self.within)
+
+    def answered(self) -> None:
+        if self._timeout is not None:
+            self._timeout.reschedule(None)
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[None]:
+        timeout = asyncio.timeout(None)
+        self._timeout = timeout
+        try:
+            async with timeout:
+                yield
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise
+            raise NetworkTimeout(
+                f"object store: no complete answer headers within {self.within:g} s",
+                what="answer headers too slow",
+            ) from exc
+        finally:
+            self._timeout = None
 
 
 def _tls_error(name: str, url: str, exc: TlsFailed) -> TransferError:

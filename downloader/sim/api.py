@@ -400,11 +400,11 @@ class ApiHandlers:
                 count=False,
             )
         if (name, password, domain) != (sim.iam_user, sim.iam_password, sim.iam_domain):
-            return self._respond(
-                401,
-                {"error_code": "IAM.0011", "error_msg": "The username or password is wrong."},
-                count=False,
-            )
+            message = "The username or password is wrong."
+            if sim.faults.iam_echo:
+                # As some gateways do: the request, as JSON, inside the message string.
+                message += " Request: " + json.dumps(body)
+            return self._respond(401, {"error_code": "IAM.0011", "error_msg": message}, count=False)
         # IAM names a region's project after the region id, case and all: a token scoped to
         # "AP-SOUTHEAST-1" is refused as an unknown project.
         if ("id" in scope and scope["id"] != sim.project_id) or (

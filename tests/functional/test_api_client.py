@@ -287,6 +287,21 @@ async def test_iam_wrong_password(sim: Simulator, session: aiohttp.ClientSession
     assert sim.stats.iam_calls == 1 and sim.stats.api_calls == 0
 
 
+@pytest.mark.parametrize("secret", ['zq"xy-42', "zq\\xy\\w", "zqäxö-€", 'zq/x"\\é-0'], ids=str)
+async def test_iam_echoing_the_request_never_shows_the_password(
+    sim: Simulator, session: aiohttp.ClientSession, secret: str
+) -> None:
+    # The refusal quotes the request body inside its message: the password arrives
+    # JSON-escaped (\", \\, \u00e4 ...), in no spelling a plain replace would find.
+    sim.faults.iam_echo = True
+    client = make_client(sim, session, sim_iam_auth(sim, password=secret))
+    with pytest.raises(ApiAuthError) as info:
+        await client.show_backup_files(MYSQL_FULL)
+    text = str(info.value)
+    assert "Request: " in text and "***" in text  # the echo came, with the password hidden
+    assert "zq" not in text, text  # no part of it, in any spelling
+
+
 # ------------------------------------------------------------------------------ errors
 
 

@@ -790,6 +790,38 @@ async def test_an_etag_with_a_control_character_fails_its_file_in_words(
     assert not (tmp_path / "raw.qp").exists()
 
 
+async def test_answer_headers_sent_a_line_at_a_time_are_bounded_by_the_stall_timeout(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # One header line every 0.25 s for 5 s: each read sees a byte in time, so the stall
+    # timeout (1 s) must bound the whole header phase. That attempt is given up and retried.
+    sim.faults.header_trickle = 0.25
+    sim.faults.header_trickle_lines = 20
+    report = await run(
+        sim, MYSQL_FULL, tmp_path, connections=1, transport=TransportConfig(stall_timeout=1.0)
+    )
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert sim.stats.header_trickles == 1
+    assert report.retries == 1  # the trickled answer was abandoned, not waited for
+
+
+async def test_a_chunked_206_running_past_its_range_is_refused_not_cut(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.faults.chunked_overrun = 5000
+    report = await run(sim, MYSQL_FULL, tmp_path)
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert report.retries == 1 and sim.faults.chunked_overrun is None  # refused once
+    sim.faults.chunked_overrun, sim.faults.chunked_overrun_count = 5000, -1
+    report = await run(sim, MYSQL_FULL, tmp_path / "again", retries=1)
+    assert report.exit_code == 1
+    failed = {o.name: o.detail or "" for o in report.failed}
+    assert failed and all("without a Content-Length" in d for d in failed.values())
+    assert not any((tmp_path / "again" / name).exists() for name in failed)
+
+
 async def test_file_fully_on_disk_but_not_in_place_is_finished_on_rerun(
     sim: Simulator, tmp_path: Path
 ) -> None:

@@ -109,6 +109,9 @@ class ScriptedStore:
         data = self.objects[name]
         if reply.status == 200:
             reply.headers.setdefault("Content-Length", str(len(data)))
+        if reply.status == 206 and "Content-Range" in reply.headers:
+            first, last = reply.headers["Content-Range"].split()[1].split("/")[0].split("-")
+            reply.headers.setdefault("Content-Length", str(int(last) - int(first) + 1))
         headers = CIMultiDictProxy(CIMultiDict(reply.headers))
         ans = classify(
             reply.status,
