@@ -201,3 +201,29 @@ def test_cat_with_stdout_closed_is_a_usage_error(sim_thread: Simulator) -> None:
         "rds-backup: error: stdout is closed: pipe the stream into a program or a file"
     )
     assert sim_thread.stats.object_requests == 0
+
+
+# ------------------------------------------------------------------ the SDK's regions file
+
+
+def test_a_custom_rds_endpoint_in_the_regions_file_is_used(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """~/.huaweicloud/regions.yaml (or HUAWEICLOUD_SDK_REGIONS_FILE) names the RDS endpoint
+    of a region, as the SDK honours it; the public one was used instead."""
+    home = tmp_path / "home"
+    (home / ".huaweicloud").mkdir(parents=True)
+    (home / ".huaweicloud" / "regions.yaml").write_text(
+        f"RDS:\n  - id: ap-southeast-1\n    endpoint: {sim_thread.endpoint}\n"
+    )
+    args = ["files", MYSQL_FULL, "--region", "ap-southeast-1"]
+    result = cli(args, sim_thread, HOME=str(home), RDS_BACKUP_ENDPOINT="")
+    assert result.returncode == 0, result.stderr
+    assert sim_thread.backups[MYSQL_FULL].files[0].name in result.stdout
+    assert sim_thread.stats.backup_files_calls == 1
+    moved = tmp_path / "elsewhere.yaml"
+    (home / ".huaweicloud" / "regions.yaml").rename(moved)
+    result = cli(args, sim_thread, HOME=str(home), RDS_BACKUP_ENDPOINT="",
+                 HUAWEICLOUD_SDK_REGIONS_FILE=str(moved))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sim_thread.stats.backup_files_calls == 2

@@ -770,6 +770,31 @@ async def test_next_endpoint_after_a_connection_failure(
     assert dead.removeprefix("http://") in text and sim.endpoint.removeprefix("http://") in text
 
 
+async def test_an_endpoint_without_a_scheme_is_reached_over_https(tmp_path: Path) -> None:
+    """``--endpoint host:port`` (and the SDK's overrides) get ``https://``, as the SDK's
+    client builder adds it; before, such an endpoint was refused as not a URL."""
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    sim = Simulator()
+    await sim.start(ssl_context=server_ctx)
+    try:
+        bare = sim.endpoint.removeprefix("https://")
+        assert "://" not in bare
+        settings = ApiSettings(endpoint=bare, ca_bundle=str(bundle))
+        async with open_client(settings, sim.env()) as client:
+            assert len((await client.show_backup_files(MYSQL_FULL)).files) == 4
+        env = {**sim.env(), "HUAWEICLOUD_SDK_REGION_RDS_XX_TEST_1": bare}
+        async with open_client(ApiSettings(region="xx-test-1", ca_bundle=str(bundle)), env) as c:
+            assert len((await c.show_backup_files(MYSQL_FULL)).files) == 4
+    finally:
+        await sim.stop()
+
+
 async def test_an_error_answer_does_not_move_to_the_next_endpoint(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
