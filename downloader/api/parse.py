@@ -135,9 +135,14 @@ def _size(obj: Mapping[str, object], key: str, field: str, *, required: bool) ->
             raise ResponseFormatError(field, "missing")
         return 0
     value = obj[key]
+    # A whole number written as a float (``69.0``) is that number: JSON has one number type,
+    # and an encoder that emits doubles writes sizes so.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     # bool is an int in Python, but never a size.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ResponseFormatError(field, f"expected an integer, got {_type_name(value)}")
+        shown = "a fraction" if isinstance(value, float) else _type_name(value)
+        raise ResponseFormatError(field, f"expected an integer, got {shown}")
     if value < 0:
         raise ResponseFormatError(field, f"negative size {value}")
     return value
