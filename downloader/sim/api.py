@@ -314,7 +314,7 @@ class ApiHandlers:
         if not instance_id:
             raise ApiReject(400, "DBS.200001", "Parameter error: instance_id is required.")
         all_backups = [b for b in self.sim.store.backups.values() if b.instance_id == instance_id]
-        if not all_backups:
+        if not all_backups and instance_id not in self.sim.instance_status:
             raise ApiReject(404, "DBS.200002", "The DB instance does not exist.")
         offset = int_param(q.get("offset"), "offset", 0, 0, None)
         limit = int_param(q.get("limit"), "limit", 100, 1, 100)

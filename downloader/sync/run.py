@@ -158,10 +158,13 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
         InstanceMetrics(
             instance_id=i.instance_id,
             success=i.ok,
-            last_success=now if i.ok else None,
+            # A skipped instance mirrored nothing: its last success stays the previous one.
+            last_success=now if i.ok and i.skipped is None else None,
             latest_backup=_timestamp(i.latest_backup()),
             bytes_downloaded=i.bytes_fetched,
             files_failed=i.files_failed,
+            skipped=i.skipped is not None,
+            status=i.status,
         )
         for i in report.instances
     ]
@@ -179,6 +182,25 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
     except (OSError, RdsBackupError) as exc:
         # The run's own outcome stands; a metrics file left stale shows as a stale run.
         log.error("cannot write the metrics file %s: %s", config.metrics_file, exc)
+
+
+def _active(status: str | None) -> bool:
+    """Unknown (named with --instance-id) counts as ACTIVE: its errors are failures."""
+    return status is None or status.upper() == "ACTIVE"
+
+
+def skip_reason(listed: list[Backup], status: str | None) -> str | None:
+    """Why an instance with nothing to mirror is skipped rather than failed, or None.
+
+    Pure. Nothing to mirror is no failure when the instance has no backup yet (none
+    listed, or only its first still BUILDING) or is not ACTIVE (BUILD, FROZEN, SHUTDOWN
+    ...): its status says why. An ACTIVE instance whose backups all FAILED, or that has
+    none of the kinds asked for, is a failure."""
+    if all(b.status.upper() == "BUILDING" for b in listed):
+        return "no backup yet" + ("" if _active(status) else f" (status {status})")
+    if not _active(status):
+        return f"status {status}, no COMPLETED backup to mirror"
+    return None
 
 
 def _timestamp(when: datetime | None) -> float | None:
@@ -199,6 +221,7 @@ class _Syncer:
         self.client = client
         self.report = report
         self.session = session
+        self.statuses: dict[str, str] = {}  # as the instances list gives them
         # Each instance running at once gets an even share of the fleet's budgets.
         share = max(1, config.engine.connections // config.parallel)
         rate = config.engine.limit_rate
@@ -211,7 +234,7 @@ class _Syncer:
 
     async def run(self) -> None:
         ids = await self._instance_ids()
-        self.report.instances = [InstanceResult(i) for i in ids]
+        self.report.instances = [InstanceResult(i, status=self.statuses.get(i)) for i in ids]
         gate = asyncio.Semaphore(self.cfg.parallel)
 
         async def one(result: InstanceResult) -> None:
@@ -231,6 +254,7 @@ class _Syncer:
             ids = list(dict.fromkeys(self.cfg.instance_ids))
         else:
             listed = await self.client.list_instances()
+            self.statuses = {inst.id: inst.status for inst in listed}
             ids = []
             for inst in listed:
                 if inst.type.lower() in NO_BACKUPS_TYPES:
@@ -255,11 +279,21 @@ class _Syncer:
             # Only this instance's: its folder must never hold another instance's backup.
             listed = [b for b in listed if b.instance_id in ("", instance_id)]
         except RdsBackupError as exc:
+            if not _active(result.status):
+                # An instance being built (or frozen, shut down ...) may have no backups to
+                # list: that is its state, not a failure of this run.
+                log.debug("instance %s (%s): %s", instance_id, result.status, exc)
+                self._skip(result, f"status {result.status}")
+                return
             result.fail(exc)
             log.error("instance %s: %s", instance_id, exc)
             return
         targets = pick_targets(listed, self.cfg.backup_types)
         if not targets:
+            why = skip_reason(listed, result.status)
+            if why is not None:
+                self._skip(result, why)
+                return
             kinds = "/".join(self.cfg.backup_types)
             result.error = f"no COMPLETED {kinds} backup with an end time"
             log.error("instance %s: %s", instance_id, result.error)
@@ -279,6 +313,11 @@ class _Syncer:
         except (RdsBackupError, OSError) as exc:
             result.warnings.append(f"retention: {exc}")
             log.error("instance %s: retention: %s", instance_id, exc)
+
+    @staticmethod
+    def _skip(result: InstanceResult, why: str) -> None:
+        result.skipped = why
+        log.info("instance %s: skipped (%s)", result.instance_id, why)
 
     def _dir(self, instance_id: str) -> Path:
         return self.cfg.root / instance_id
