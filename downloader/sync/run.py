@@ -46,8 +46,10 @@ from downloader.sync.plan import (
     Shard,
     folder_name_problem,
     in_shard,
+    instance_active,
     pick_targets,
     retention,
+    skip_reason,
 )
 from downloader.sync.report import BackupResult, InstanceResult, SyncReport
 
@@ -184,25 +186,6 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
         log.error("cannot write the metrics file %s: %s", config.metrics_file, exc)
 
 
-def _active(status: str | None) -> bool:
-    """Unknown (named with --instance-id) counts as ACTIVE: its errors are failures."""
-    return status is None or status.upper() == "ACTIVE"
-
-
-def skip_reason(listed: list[Backup], status: str | None) -> str | None:
-    """Why an instance with nothing to mirror is skipped rather than failed, or None.
-
-    Pure. Nothing to mirror is no failure when the instance has no backup yet (none
-    listed, or only its first still BUILDING) or is not ACTIVE (BUILD, FROZEN, SHUTDOWN
-    ...): its status says why. An ACTIVE instance whose backups all FAILED, or that has
-    none of the kinds asked for, is a failure."""
-    if all(b.status.upper() == "BUILDING" for b in listed):
-        return "no backup yet" + ("" if _active(status) else f" (status {status})")
-    if not _active(status):
-        return f"status {status}, no COMPLETED backup to mirror"
-    return None
-
-
 def _timestamp(when: datetime | None) -> float | None:
     return None if when is None else when.timestamp()
 
@@ -279,7 +262,7 @@ class _Syncer:
             # Only this instance's: its folder must never hold another instance's backup.
             listed = [b for b in listed if b.instance_id in ("", instance_id)]
         except RdsBackupError as exc:
-            if not _active(result.status):
+            if not instance_active(result.status):
                 # An instance being built (or frozen, shut down ...) may have no backups to
                 # list: that is its state, not a failure of this run.
                 log.debug("instance %s (%s): %s", instance_id, result.status, exc)
