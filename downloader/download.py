@@ -34,6 +34,7 @@ from downloader.errors import (
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.results import SERVER_CHECKSUM, FileOutcome, failed_exit_code
+from downloader.wire.transfer import sent_trace
 
 log = logging.getLogger("rds_backup.download")
 
@@ -182,6 +183,7 @@ def make_session(
         skip_auto_headers=("Accept-Encoding",),
         read_bufsize=256 * 1024,  # aiohttp buffers up to twice this per connection
         headers={"User-Agent": "rds-backup"},
+        trace_configs=[sent_trace()],  # starts each answer's header deadline
     )
 
 

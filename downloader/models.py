@@ -54,3 +54,10 @@ class Instance:
     type: str  # Single | Ha | Replica | Enterprise
     engine: str | None = None
     engine_version: str | None = None
+
+
+def sendable_etag(etag: str) -> bool:
+    """Whether ``etag`` can be sent back as ``If-Match`` as it came: no control characters
+    (C0, DEL, C1). aiohttp refuses to send a header holding one (a header injection guard),
+    so an ETag like that, from an answer or a journal record, is no identity to pin to."""
+    return not any(c < " " or "\x7f" <= c <= "\x9f" for c in etag)

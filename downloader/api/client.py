@@ -186,17 +186,40 @@ class RdsClient:
         parse: Callable[[object], tuple[list[_Listed], int]],
         page_size: int,
     ) -> list[_Listed]:
-        """Every page of a listing (offset/limit until total_count), each item once."""
+        """Every page of a listing (offset/limit until total_count), each item once.
+
+        A page that brings nothing new ends the paging with a warning: an API that ignores
+        ``offset`` answers the first page again and again, and one that claims a total it
+        never reaches would otherwise be paged ``MAX_PAGES`` times."""
         found: dict[str, _Listed] = {}
-        offset = 0
+        offset = total = 0
         for _ in range(MAX_PAGES):
             query = [*base, ("offset", str(offset)), ("limit", str(page_size))]
             page, total = parse(self._json(await self._call("GET", resource, query)))
+            before = len(found)
             for item in page:
                 found.setdefault(item.id, item)  # the list may shift while we page
             offset += len(page)
             if not page or offset >= total:
-                break
+                return list(found.values())
+            if len(found) == before:
+                log.warning(
+                    "the %s list at offset %d repeats items already listed (total_count %d); "
+                    "stopping with the %d found",
+                    resource,
+                    offset - len(page),
+                    total,
+                    len(found),
+                )
+                return list(found.values())
+        log.warning(
+            "the %s list still claims more after %d pages (total_count %d); stopping with the "
+            "%d found",
+            resource,
+            MAX_PAGES,
+            total,
+            len(found),
+        )
         return list(found.values())
 
     async def latest_backup(

@@ -30,6 +30,7 @@ from downloader.api.auth import (
 )
 from downloader.api.iam import SslArg
 from downloader.api.regions import iam_endpoint as regional_iam_endpoint
+from downloader.api.regions import with_scheme
 from downloader.errors import CredentialsError
 
 ENV_AK = "HUAWEICLOUD_SDK_AK"
@@ -182,7 +183,7 @@ def load_auth(
         ]
         if missing:
             raise CredentialsError(f"IAM password login needs {', '.join(missing)} as well")
-        endpoint = (
+        endpoint = with_scheme(
             (iam_endpoint or "").strip()
             or _env(env, ENV_IAM_ENDPOINT)
             or (regional_iam_endpoint(region, env) if region else "")

@@ -72,12 +72,14 @@ async def open_client(
     from downloader.api.budget import ApiBudget
     from downloader.api.client import RdsClient, RetryPolicy
     from downloader.api.credentials import load_auth
-    from downloader.api.regions import normalise_region, rds_endpoints
+    from downloader.api.regions import normalise_region, rds_endpoints, with_scheme
 
     env = os.environ if env is None else env
     # Region ids are lower case; IAM scopes a token by the region's name, so it gets it so too.
     region = normalise_region(settings.region) if settings.region else None
-    endpoint: str | tuple[str, ...] | None = settings.endpoint
+    endpoint: str | tuple[str, ...] | None = (
+        with_scheme(settings.endpoint) if settings.endpoint else None
+    )
     if not endpoint:
         if not region:
             raise UsageError("give --region (or --endpoint) to reach the RDS API")

@@ -29,6 +29,7 @@ from downloader.errors import (
     UsageError,
 )
 from downloader.models import Backup, BackupFile, FileListing, Instance
+from downloader.text.redact import secret_variants
 from downloader.text.safejson import load_json
 
 # Huawei documents ``yyyy-mm-ddThh:mm:ssZ`` where Z is a numeric offset like +0800 (facts §1,
@@ -134,9 +135,14 @@ def _size(obj: Mapping[str, object], key: str, field: str, *, required: bool) ->
             raise ResponseFormatError(field, "missing")
         return 0
     value = obj[key]
+    # A whole number written as a float (``69.0``) is that number: JSON has one number type,
+    # and an encoder that emits doubles writes sizes so.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     # bool is an int in Python, but never a size.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ResponseFormatError(field, f"expected an integer, got {_type_name(value)}")
+        shown = "a fraction" if isinstance(value, float) else _type_name(value)
+        raise ResponseFormatError(field, f"expected an integer, got {shown}")
     if value < 0:
         raise ResponseFormatError(field, f"negative size {value}")
     return value
@@ -332,8 +338,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (longest first) in ``text`` with ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    """Replace every secret (longest first) in ``text`` with ``***``, in each spelling an
+    echo of the request may use (JSON-escaped, percent-encoded: :func:`secret_variants`)."""
+    spellings = {v for s in secrets if s for v in secret_variants(s)}
+    for secret in sorted(spellings, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

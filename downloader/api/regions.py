@@ -1,10 +1,12 @@
 """Region id -> RDS and IAM endpoints, resolved the way huaweicloudsdkcore/huaweicloudsdkrds do.
 
 RDS: env ``HUAWEICLOUD_SDK_REGION_RDS_<REGION>`` (a comma-separated list, tried in order by
-the client when one cannot be reached, as the SDK does), else the
-static table of huaweicloudsdkrds 3.1.219 (``v3/region/rds_region.py``). IAM: env
-``HUAWEICLOUD_SDK_IAM_ENDPOINT``, else the regional ``iam.{region}`` host. EU (eu-west-101)
-lives under ``.myhuaweicloud.eu`` for both.
+the client when one cannot be reached, as the SDK does), else the regions file
+(``HUAWEICLOUD_SDK_REGIONS_FILE``, else ``~/.huaweicloud/regions.yaml``: huaweicloudsdkcore's
+``ProfileRegionProvider``), else the static table of huaweicloudsdkrds 3.1.219
+(``v3/region/rds_region.py``). IAM: env ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, else the regional
+``iam.{region}`` host. EU (eu-west-101) lives under ``.myhuaweicloud.eu`` for both. An
+endpoint given without a scheme gets ``https://``, as the SDK's client builder does.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Mapping
+from pathlib import Path
 
 from downloader.errors import UsageError
 
 RDS_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_RDS_"
 IAM_ENDPOINT_ENV = "HUAWEICLOUD_SDK_IAM_ENDPOINT"
+REGIONS_FILE_ENV = "HUAWEICLOUD_SDK_REGIONS_FILE"
+MAX_REGIONS_FILE = 1024 * 1024
 
 # huaweicloudsdkrds 3.1.219 RdsRegion static table (all but eu-west-101 on .com).
 RDS_REGIONS: frozenset[str] = frozenset(
@@ -164,8 +169,81 @@ def rds_env_name(region: str) -> str:
     return RDS_ENV_PREFIX + region.replace("-", "_").upper()
 
 
+def with_scheme(endpoint: str) -> str:
+    """``endpoint`` with ``https://`` in front when it names no scheme (``rds.example.com``),
+    as huaweicloudsdkcore's ``ClientBuilder.build`` does; no trailing slash."""
+    endpoint = endpoint.strip().rstrip("/")
+    if endpoint and "://" not in endpoint:
+        endpoint = "https://" + endpoint
+    return endpoint
+
+
 def _endpoint_list(value: str) -> tuple[str, ...]:
-    return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+    return tuple(with_scheme(item) for item in value.split(",") if item.strip())
+
+
+def regions_file_path(env: Mapping[str, str]) -> Path | None:
+    """The SDK's regions file: ``HUAWEICLOUD_SDK_REGIONS_FILE``, else
+    ``$HOME/.huaweicloud/regions.yaml`` (None without a HOME)."""
+    named = env.get(REGIONS_FILE_ENV)
+    if named:
+        return Path(named)
+    home = env.get("HOME")
+    return Path(home, ".huaweicloud", "regions.yaml") if home else None
+
+
+def parse_regions_file(
+    obj: object, service: str, region: str, where: str = "regions file"
+) -> tuple[str, ...]:
+    """The endpoints ``obj`` (a loaded regions file) lists for ``service`` in ``region``.
+
+    The SDK's shape: ``{SERVICE: [{id, endpoint | endpoints}]}``, the service name in any
+    case; an entry's ``endpoints`` come first, then its ``endpoint``."""
+    if obj is None:
+        return ()
+    if not isinstance(obj, dict):
+        raise UsageError(f"{where} is not a mapping of services to regions")
+    for name, entries in obj.items():
+        if str(name).upper() != service.upper():
+            continue
+        if not isinstance(entries, list):
+            raise UsageError(f"{where}: {name} is not a list of regions")
+        for entry in entries:
+            if not isinstance(entry, dict) or normalise_region(str(entry.get("id", ""))) != region:
+                continue
+            listed = entry.get("endpoints") or []
+            if not isinstance(listed, list):
+                raise UsageError(f"{where}: {name} {region} endpoints is not a list")
+            single = entry.get("endpoint")
+            found = [*listed, *([single] if single else [])]
+            if not all(isinstance(e, str) for e in found):
+                raise UsageError(f"{where}: {name} {region} has an endpoint that is not text")
+            return tuple(with_scheme(e) for e in found if e.strip())
+    return ()
+
+
+def _regions_file_endpoints(region: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    import yaml
+
+    path = regions_file_path(env)
+    if path is None:
+        return ()
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_REGIONS_FILE + 1)
+    except FileNotFoundError:
+        return ()  # as the SDK: no file, no custom regions
+    except OSError as exc:
+        raise UsageError(f"cannot read regions file {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_REGIONS_FILE:
+        raise UsageError(f"regions file {path} is larger than 1 MiB")
+    try:
+        obj = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"regions file {path} is not valid YAML{at}") from exc
+    return parse_regions_file(obj, "RDS", region, f"regions file {path}")
 
 
 def _first_endpoint(value: str) -> str | None:
@@ -182,7 +260,7 @@ def rds_endpoints(region: str, env: Mapping[str, str]) -> tuple[str, ...]:
     """Every RDS API base URL for ``region``, in the order to try them (at least one)."""
     region = normalise_region(region)
     override = env.get(rds_env_name(region), "") if region else ""
-    listed = _endpoint_list(override)
+    listed = _endpoint_list(override) or (_regions_file_endpoints(region, env) if region else ())
     if listed:
         return listed
     if region in RDS_REGIONS:

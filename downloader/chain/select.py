@@ -1,9 +1,12 @@
 """Point-in-time chains: which backups restore an instance to a moment (pure, no I/O).
 
 To restore to a moment T a DBA needs the newest COMPLETED full backup that ended at or
-before T, then every COMPLETED incremental backup (MySQL binlog backups, PostgreSQL
-incrementals, SQL Server log backups), in ``begin_time`` order, from that full's
-``begin_time`` up to and including the first one that ends at or after T. The list's order
+before T, then the newest COMPLETED differential full (``fragment``) taken after it that
+ended at or before T, if any, then every COMPLETED incremental backup (MySQL binlog backups,
+PostgreSQL incrementals, SQL Server log backups), in ``begin_time`` order, from the last
+full's (or differential's) ``begin_time`` up to and including the first one that ends at or
+after T. A full (or differential) restores by itself to the moment it ended: a T there needs
+no incremental. The list's order
 is undocumented and its status filter works for SQL Server only (facts §2), so the whole
 listing is taken and sorted and filtered here; BUILDING, FAILED and DELETING backups never
 count. Times are compared as instants, never as text.
@@ -25,6 +28,7 @@ from downloader.errors import ChainUnreachableError, UsageError
 from downloader.models import Backup
 
 __all__ = [
+    "DIFFERENTIAL_TYPE",
     "FULL_TYPES",
     "INCREMENTAL_TYPE",
     "Chain",
@@ -37,6 +41,7 @@ __all__ = [
 ]
 
 FULL_TYPES = frozenset({"auto", "manual"})
+DIFFERENTIAL_TYPE = "fragment"  # a differential full: the changes since the last full
 INCREMENTAL_TYPE = "incremental"
 COMPLETED = "COMPLETED"
 _ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -54,8 +59,8 @@ class ChainLink:
 @dataclass(frozen=True, slots=True)
 class Chain:
     """The backups that restore ``instance_id`` to ``to_time``, in restore order: the full
-    backup first, then the incrementals. ``reach`` is where the last one ends (at or after
-    ``to_time``)."""
+    backup first, then the differential (if any), then the incrementals. ``reach`` is where
+    the last one ends (at or after ``to_time``)."""
 
     instance_id: str
     to_time: datetime
@@ -66,8 +71,14 @@ class Chain:
         return self.links[0].backup
 
     @property
+    def differential(self) -> Backup | None:
+        """The differential full applied on the full, if the chain has one."""
+        second = self.links[1].backup if len(self.links) > 1 else None
+        return second if second is not None and second.type == DIFFERENTIAL_TYPE else None
+
+    @property
     def incrementals(self) -> tuple[Backup, ...]:
-        return tuple(link.backup for link in self.links[1:])
+        return tuple(link.backup for link in self.links[1:] if link.backup.type == INCREMENTAL_TYPE)
 
     @property
     def engine(self) -> str | None:
@@ -174,14 +185,43 @@ def _cover(
     return taken, reach, None
 
 
-def _restorable(full: Backup, incrementals: Sequence[Backup], to_time: datetime) -> datetime | None:
-    """The newest moment at or before ``to_time`` that ``full`` and the incrementals
-    restore to (a full is usable from its end, with the incrementals from its begin on), or
-    None when they do not even reach the full's end."""
-    _, reach, _ = _cover(_begin(full), incrementals, to_time)
-    if reach < _end(full):
+def _restorable(base: Backup, incrementals: Sequence[Backup], to_time: datetime) -> datetime | None:
+    """The newest moment at or before ``to_time`` that ``base`` (a full or a differential)
+    and the incrementals restore to: its end by itself, later with the incrementals that
+    cover it from its begin on; None when it ends after ``to_time``."""
+    if _end(base) > to_time:
         return None
-    return min(reach, to_time)
+    _, reach, _ = _cover(_begin(base), incrementals, to_time)
+    return min(max(reach, _end(base)), to_time)
+
+
+def _differential(usable: Iterable[Backup], full: Backup, to_time: datetime) -> Backup | None:
+    """The newest COMPLETED differential of ``full`` that ended by ``to_time``: one taken
+    against it, i.e. begun after it ended and before any newer full ended (a differential is
+    always of the newest full finished when it began)."""
+    usable = list(usable)
+    fulls = [b for b in usable if b.type in FULL_TYPES]
+
+    def owner(diff: Backup) -> Backup | None:
+        before = [f for f in fulls if _end(f) <= _begin(diff)]
+        return max(before, key=lambda f: (_end(f), _begin(f), f.id), default=None)
+
+    diffs = [
+        b for b in usable if b.type == DIFFERENTIAL_TYPE and _end(b) <= to_time and owner(b) is full
+    ]
+    return max(diffs, key=lambda b: (_end(b), _begin(b), b.id), default=None)
+
+
+def _best(
+    usable: Sequence[Backup], full: Backup, incrementals: Sequence[Backup], to_time: datetime
+) -> datetime | None:
+    """The newest moment at or before ``to_time`` that ``full`` restores to, with its
+    newest differential by then or without it."""
+    moments = [_restorable(full, incrementals, to_time)]
+    diff = _differential(usable, full, to_time)
+    if diff is not None:
+        moments.append(_restorable(diff, incrementals, to_time))
+    return max((m for m in moments if m is not None), default=None)
 
 
 def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str) -> Chain:
@@ -196,7 +236,7 @@ def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str)
     fulls = _fulls_by_age(usable, to_time)
     if not fulls:
         later = [f for f in _fulls_by_age(usable, None) if _end(f) > to_time]
-        firsts = [_restorable(f, incrementals, _end(f)) for f in later]
+        firsts = [_restorable(f, incrementals, _end(f)) for f in later]  # each at its end
         earliest = min((w for w in firsts if w is not None), default=None)
         raise ChainUnreachableError(
             instance_id,
@@ -206,12 +246,32 @@ def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str)
             gap_to=earliest,
             reachable=None,
         )
-    full = fulls[0]
-    taken, reach, after_gap = _cover(_begin(full), incrementals, to_time)
-    if reach < to_time:
+    # Candidates, most preferred first: the newest full with its newest differential (fewer
+    # incrementals to replay), then without it, then each older full likewise. An older full
+    # can reach T where a newer cannot: its differential may begin after a gap that the
+    # newer full's own begin falls into.
+    first: tuple[list[Backup], datetime, Backup | None] | None = None
+    chosen: tuple[list[Backup], list[Backup]] | None = None
+    for full in fulls:
+        diff = _differential(usable, full, to_time)
+        for base in ([full, diff], [full]) if diff is not None else ([full],):
+            taken: list[Backup] = []
+            reach, after_gap = to_time, None  # it ended at T: nothing to replay
+            if _end(base[-1]) < to_time:
+                taken, reach, after_gap = _cover(_begin(base[-1]), incrementals, to_time)
+            if first is None:
+                first = (taken, reach, after_gap)
+            if reach >= to_time:
+                chosen = (base, taken)
+                break
+        if chosen is not None:
+            break
+    if chosen is None:
+        assert first is not None
+        _, reach, after_gap = first
         # The newest moment any full restores to: never one that would be refused.
         reachable = max(
-            (w for w in (_restorable(f, incrementals, to_time) for f in fulls) if w is not None),
+            (w for w in (_best(usable, f, incrementals, to_time) for f in fulls) if w is not None),
             default=None,
         )
         raise ChainUnreachableError(
@@ -222,7 +282,8 @@ def select_chain(backups: Iterable[Backup], to_time: datetime, instance_id: str)
             gap_to=_begin(after_gap) if after_gap is not None else None,
             reachable=reachable,
         )
-    ordered = [full, *taken]
+    base, taken = chosen
+    ordered = [*base, *taken]
     names = folder_names(ordered)
     links = tuple(
         ChainLink(i + 1, b, n) for i, (b, n) in enumerate(zip(ordered, names, strict=True))

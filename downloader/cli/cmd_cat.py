@@ -125,6 +125,10 @@ def cat(
 
     if chunk_size is not None and chunk_size > window:
         raise UsageError("--chunk-size cannot exceed --window")
+    if sys.stdout is None:
+        # Started with stdout closed (``>&-``): the stream has nowhere to go, and fd 1 may
+        # soon name a socket or a file this process opens.
+        raise UsageError("stdout is closed: pipe the stream into a program or a file")
     if sys.stdout.isatty():
         raise UsageError("stdout is a terminal: pipe the stream into a program or a file")
     cfg = StreamConfig(

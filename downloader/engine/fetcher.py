@@ -2,7 +2,8 @@
 (:func:`downloader.wire.transfer.fetch_range`), and what each answer means for the file.
 
 A body answer is checked against what the file knows (the first one teaches its size and
-identity); a 403 renews the link once (a fresh link refused again fails the file); a 412
+identity); a 403 renews the link (the link that renewal handed over, refused before it ever
+delivered a byte, fails the file); a 412
 or a changed ETag restarts the file; 404 fails it; 429/5xx and network failures are
 retried with backoff (:mod:`downloader.wire.retry`), counting only failures in a row.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -25,6 +26,7 @@ from downloader.errors import (
     FileGoneError,
     LinkRefusedError,
     NetworkError,
+    NetworkTimeout,
     RdsBackupError,
     TlsFailed,
     TransferError,
@@ -33,6 +35,7 @@ from downloader.progress import Reporter
 from downloader.ranges import RangeSet
 from downloader.results import RunStats
 from downloader.wire.answer import Answer, Kind
+from downloader.wire.linkcheck import link_problem
 from downloader.wire.retry import Backoff
 from downloader.wire.sink import Sink
 from downloader.wire.transfer import Policy, Transfer, Want, fetch_range
@@ -87,13 +90,24 @@ class RangeFetcher(Generic[J]):
         self.ctx = ctx
         self.policy = policy
         self.transfer = transfer
+        # An answer's headers are due within the stall timeout of the request leaving: a
+        # store that sends one header line every few seconds keeps every read alive, so
+        # the per-read timeout alone would wait for ever.
+        session = ctx.session
+        self.headers_within = (
+            session.timeout.sock_read if isinstance(session, aiohttp.ClientSession) else None
+        )
 
     async def run(self, job: J, slot: Slot) -> None:
         """Fetch the slot's bytes (until it is done, stale, or its file fails)."""
         ctx = self.ctx
         attempts = 0
-        refused_generation: int | None = None
-        policy = replace(self.policy, received=lambda n: self._received(job, n))
+        # The generation a renewal of ours handed over and no answer has proven valid yet:
+        # only a 403 on that link (or a newer one) means "refused even when fresh". A link
+        # that delivered bytes was valid; if it dies later it is renewed again.
+        unproven: int | None = None
+        due = _HeadersDue(self.headers_within)
+        policy = replace(self.policy, received=lambda n: self._received(job, n), sent=due.sent)
         while not slot.stale:
             if slot.end is not None and (
                 slot.pos >= slot.end or job.done.contains(slot.pos, slot.end)
@@ -101,14 +115,25 @@ class RangeFetcher(Generic[J]):
                 slot.pos = slot.end  # nothing of it to put back in the queue
                 return
             link = await ctx.resolver.fresh(job.name)
+            unusable = link_problem(link.url)
+            if unusable is not None:
+                raise TransferError(
+                    f"{job.name}: the download link cannot be used: {unusable}", file=job.name
+                )
             pos_before = slot.pos
             end = slot.start + job.chunk if slot.probe else slot.end
             want = Want(slot.pos, end, job.etag, job.plan.size)
 
-            async def on_answer(ans: Answer, job: J = job, slot: Slot = slot) -> bool:
+            async def on_answer(
+                ans: Answer, job: J = job, slot: Slot = slot, link: Link = link
+            ) -> bool:
+                nonlocal unproven
+                due.answered()
                 ctx.resolver.observe_server_date(ans.date)
                 if not ans.has_body:
                     return False
+                if unproven is not None and link.generation >= unproven:
+                    unproven = None  # the store accepted this link: it was valid
                 probe = slot.probe
                 if not self._accept(job, slot, ans):
                     return False
@@ -117,7 +142,7 @@ class RangeFetcher(Generic[J]):
                 return True
 
             try:
-                async with self._sink(job, slot) as sink:
+                async with self._sink(job, slot) as sink, due.attempt():
                     ans = await self.transfer(ctx.session, link.url, want, sink, policy, on_answer)
             except TlsFailed as exc:
                 raise _tls_error(job.name, link.url, exc) from exc
@@ -154,7 +179,7 @@ class RangeFetcher(Generic[J]):
                     status=ans.status,
                     request_id=ans.request_id,
                 )
-                if refused_generation is not None and link.generation > refused_generation:
+                if unproven is not None and link.generation >= unproven:
                     raise LinkRefusedError(
                         f"{job.name}: the object store refuses even a freshly resolved link "
                         f"({code})",
@@ -162,8 +187,7 @@ class RangeFetcher(Generic[J]):
                         status=ans.status,
                         request_id=ans.request_id,
                     )
-                refused_generation = link.generation
-                await self._renew(job, link)
+                unproven = await self._renew(job, link)
                 continue
             if ans.kind is Kind.GONE:
                 raise FileGoneError(
@@ -217,9 +241,14 @@ class RangeFetcher(Generic[J]):
         self.ctx.stats.bytes_fetched += n
         job.fetched += n
 
-    async def _renew(self, job: J, link: Link) -> None:
+    async def _renew(self, job: J, link: Link) -> int | None:
+        """Renew after ``link`` was refused; the generation of the new link when it was
+        resolved after this refusal (None: another renewal had already replaced ``link``,
+        possibly long ago, so a refusal of that one proves nothing yet)."""
+        before = self.ctx.resolver.generation
         try:
-            await self.ctx.resolver.refused(job.name, link)
+            new = await self.ctx.resolver.refused(job.name, link)
+            return new.generation if new.generation > before else None
         except (FileGoneError, LinkRefusedError):
             raise
         except RdsBackupError as exc:
@@ -270,6 +299,41 @@ class RangeFetcher(Generic[J]):
         """The first answer for a file: its size and identity. It plans the file's ranges
         (``Scheduler.plan``), or fails it."""
         raise NotImplementedError
+
+
+class _HeadersDue:
+    """The deadline of one attempt's answer headers: armed when the transport says the
+    request left (after any wait for a pooled connection), disarmed by the answer. Its
+    expiry is a :class:`~downloader.errors.NetworkTimeout`, retried like a stall."""
+
+    def __init__(self, within: float | None) -> None:
+        self.within = within
+        self._timeout: asyncio.Timeout | None = None
+
+    def sent(self) -> None:
+        if self._timeout is not None and self.within is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time() + self.within)
+
+    def answered(self) -> None:
+        if self._timeout is not None:
+            self._timeout.reschedule(None)
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[None]:
+        timeout = asyncio.timeout(None)
+        self._timeout = timeout
+        try:
+            async with timeout:
+                yield
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise
+            raise NetworkTimeout(
+                f"object store: no complete answer headers within {self.within:g} s",
+                what="answer headers too slow",
+            ) from exc
+        finally:
+            self._timeout = None
 
 
 def _tls_error(name: str, url: str, exc: TlsFailed) -> TransferError:

@@ -258,8 +258,8 @@ class ApiHandlers:
                 raise ApiReject(400, "DBS.201203", "The backup file does not exist.")
         except ApiReject as reject:
             return self._error(reject)
-        base = f"{request.scheme}://{request.host}"
-        return self._respond(200, self._files_body(backup, base))
+        netloc = self.sim.faults.link_netloc or request.host
+        return self._respond(200, self._files_body(backup, f"{request.scheme}://{netloc}"))
 
     def _files_body(self, backup: SimBackup, base: str) -> JsonDict:
         sim = self.sim
@@ -314,7 +314,7 @@ class ApiHandlers:
         if not instance_id:
             raise ApiReject(400, "DBS.200001", "Parameter error: instance_id is required.")
         all_backups = [b for b in self.sim.store.backups.values() if b.instance_id == instance_id]
-        if not all_backups:
+        if not all_backups and instance_id not in self.sim.instance_status:
             raise ApiReject(404, "DBS.200002", "The DB instance does not exist.")
         offset = int_param(q.get("offset"), "offset", 0, 0, None)
         limit = int_param(q.get("limit"), "limit", 100, 1, 100)
@@ -354,7 +354,11 @@ class ApiHandlers:
             return window is None or window[0] <= b.begin_time <= window[1]
 
         chosen = sorted(filter(keep, all_backups), key=lambda b: b.begin_time, reverse=True)
-        return chosen[offset : offset + limit], len(chosen)
+        faults = self.sim.faults
+        if faults.list_ignores_offset:
+            offset = 0
+        claimed = faults.list_claims_total
+        return chosen[offset : offset + limit], len(chosen) if claimed is None else claimed
 
     def _backup_json(self, b: SimBackup) -> JsonDict:
         out: JsonDict = {
@@ -396,11 +400,11 @@ class ApiHandlers:
                 count=False,
             )
         if (name, password, domain) != (sim.iam_user, sim.iam_password, sim.iam_domain):
-            return self._respond(
-                401,
-                {"error_code": "IAM.0011", "error_msg": "The username or password is wrong."},
-                count=False,
-            )
+            message = "The username or password is wrong."
+            if sim.faults.iam_echo:
+                # As some gateways do: the request, as JSON, inside the message string.
+                message += " Request: " + json.dumps(body)
+            return self._respond(401, {"error_code": "IAM.0011", "error_msg": message}, count=False)
         # IAM names a region's project after the region id, case and all: a token scoped to
         # "AP-SOUTHEAST-1" is refused as an unknown project.
         if ("id" in scope and scope["id"] != sim.project_id) or (

@@ -17,6 +17,11 @@ moments. Times are at +08:00, as RDS shows them; all ids are stable:
 ``CHAIN_PG_INSTANCE`` (PostgreSQL 15)
     fulls at 03:00 on 2024-05-19 and -20 (a base tar), incrementals (WAL segments) every
     15 minutes from 2024-05-19 03:00 to 2024-05-20 09:00.
+``CHAIN_DIFF_INSTANCE`` (MySQL 8.0)
+    a full at 2024-05-20 02:00 (12 minutes), differential fulls (``fragment``) at 05:00 and
+    08:00 (6 minutes each), incrementals every 10 minutes from 02:00 to 12:00. E.g.
+    ``--to-time 2024-05-20T09:05:00+08:00`` is the full, the 08:00 differential and the seven
+    incrementals from 08:00 to 09:10; ``2024-05-20T02:12:00+08:00`` is the full alone.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from downloader.sim.records import KIB, SimBackup, SimFile
 
 __all__ = [
+    "CHAIN_DIFF_INSTANCE",
     "CHAIN_GAP_INSTANCE",
     "CHAIN_MYSQL_INSTANCE",
     "CHAIN_PG_INSTANCE",
@@ -37,6 +43,7 @@ __all__ = [
 CHAIN_MYSQL_INSTANCE = "7c1e5d0b2a9f48e6b3d1c0a9f8e7d6c5in01"
 CHAIN_GAP_INSTANCE = "4b8a2f6e1d3c47a9b0e5f1c2d3a4b5c6in01"
 CHAIN_PG_INSTANCE = "9e2d4c6b8a0f41e3d5c7b9a1f3e5d7c9in03"
+CHAIN_DIFF_INSTANCE = "2d6f0a4c8e1b43d5a7c9e0f2b4d6a8c0in01"
 
 RDS_TZ = timezone(timedelta(hours=8))
 _MYSQL = ("MySQL", "8.0", "br01")
@@ -133,6 +140,21 @@ def _gap_chain() -> list[SimBackup]:
     return b.backups
 
 
+def _diff_chain() -> list[SimBackup]:
+    b = _Builder(CHAIN_DIFF_INSTANCE, _MYSQL)
+    b.mysql_full("full-20", _at(20, 2))
+    for hour in (5, 8):
+        begin = _at(20, hour)
+        bid = chain_id_for(f"{b.instance}/fragment-{hour}", b.suffix)
+        stamp = f"{begin:%Y-%m-%d_%H-%M-%S}"
+        files = [SimFile(f"{bid}_fragment_{stamp}_1.qp", _size(hour, 8, 4))]
+        b.add(f"fragment-{hour}", "fragment", "COMPLETED", begin, 6, files)
+    start, step = _at(20, 2), timedelta(minutes=10)
+    for i in range(60):  # 02:00 to 12:00
+        b.binlog(i + 1, start + i * step, 10)
+    return b.backups
+
+
 def _pg_chain() -> list[SimBackup]:
     b = _Builder(CHAIN_PG_INSTANCE, _PG)
     for day in (19, 20):
@@ -153,4 +175,4 @@ def _pg_chain() -> list[SimBackup]:
 
 def chain_catalog() -> list[SimBackup]:
     """Every chain instance's backups (ids in the module docstring)."""
-    return [*_mysql_chain(), *_gap_chain(), *_pg_chain()]
+    return [*_mysql_chain(), *_gap_chain(), *_pg_chain(), *_diff_chain()]

@@ -4,8 +4,9 @@ Every field of ``Faults`` defaults to "off". Tests change fields at any time; th
 effect at the next request (or the next body chunk, for throttling).
 
 Counted faults (``reset_*``, ``stall_*``, ``truncate_*``, ``error_*``, ``api_error_*``,
-``length_lie*``, ``encoding*``) fire on the next ``*_count`` responses they apply to
-(``length_lie`` to 206 answers only). When the count runs out the fault disarms
+``length_lie*``, ``encoding*``, ``header_trickle*``, ``chunked_overrun*``) fire on the next
+``*_count`` responses they apply to (``length_lie`` and ``chunked_overrun`` to 206 answers
+only). When the count runs out the fault disarms
 itself: its trigger field goes back to ``None`` and its count back to 1, so a test can check
 ``faults.reset_after_bytes is None`` to see that it fired, and re-arm it by setting the trigger
 again. A negative count never runs out. A body fault (reset/stall/truncate) only counts when
@@ -29,6 +30,7 @@ class Faults:
     api_retry_after: float | None = None  # Retry-After header on injected API errors
     token_lifetime: float = 86400.0  # seconds an IAM-issued token stays valid
     api_body: bytes | None = None  # every RDS/IAM answer's body, verbatim (status unchanged)
+    iam_echo: bool = False  # IAM's refusals quote the request body in their message
 
     # --- backup-files answer --------------------------------------------------------------
     link_lifetime: float = 600.0  # what link_expired_time advertises
@@ -36,6 +38,11 @@ class Faults:
     expiry_override: str | None = None  # link_expired_time replaced verbatim
     wrong_kb_size: int = 0  # added to every reported KB size (files and backups)
     hidden_files: set[str] = field(default_factory=set)  # names left out of backup-files
+    link_netloc: str | None = None  # host[:port] written into download links, verbatim
+
+    # --- backups list ---------------------------------------------------------------------
+    list_ignores_offset: bool = False  # every page is the first one, whatever offset says
+    list_claims_total: int | None = None  # total_count claimed instead of the true one
 
     # --- clock ----------------------------------------------------------------------------
     server_clock_offset: float = 0.0  # seconds added to clock() for all the server shows/checks
@@ -61,6 +68,11 @@ class Faults:
     length_lie_count: int = 1
     encoding: str | None = None  # Content-Encoding claimed on a body answer (bytes unchanged)
     encoding_count: int = 1
+    header_trickle: float | None = None  # seconds between header lines of a body answer ...
+    header_trickle_lines: int = 20  # ... made of this many lines before the real headers
+    header_trickle_count: int = 1
+    chunked_overrun: int | None = None  # 206 sent chunked, this many bytes past its range
+    chunked_overrun_count: int = 1
 
 
 class ObjectRequest(NamedTuple):
@@ -99,6 +111,7 @@ class Stats:
     resets: int = 0
     stalls: int = 0
     truncations: int = 0
+    header_trickles: int = 0  # body answers whose headers came one line at a time
     content_changes: int = 0  # by change_after_bytes or change_content()
 
     def reset(self) -> None:

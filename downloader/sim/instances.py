@@ -9,6 +9,7 @@ signature or token checks as the other RDS routes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -22,23 +23,31 @@ if TYPE_CHECKING:
 __all__ = ["InstancesRoute", "catalog_instances"]
 
 
-def catalog_instances(backups: list[SimBackup]) -> list[JsonDict]:
-    """One ListInstances entry per instance the backups name, ordered by id (stable pages)."""
-    first: dict[str, SimBackup] = {}
+def catalog_instances(
+    backups: list[SimBackup], statuses: Mapping[str, str] | None = None
+) -> list[JsonDict]:
+    """One ListInstances entry per instance the backups name, ordered by id (stable pages).
+
+    ``statuses`` overrides an instance's ``status`` (``ACTIVE`` otherwise); an id there that
+    no backup names is an instance without backups yet (a MySQL one)."""
+    statuses = statuses or {}
+    engines: dict[str, tuple[str, str]] = {}
     for backup in backups:
-        first.setdefault(backup.instance_id, backup)
+        engines.setdefault(backup.instance_id, (backup.engine, backup.engine_version))
+    for instance_id in statuses:
+        engines.setdefault(instance_id, ("MySQL", "8.0"))
     return [
         {
             "id": instance_id,
-            "name": f"sim-{b.engine.lower()}-{instance_id[:8]}",
-            "status": "ACTIVE",
+            "name": f"sim-{engine.lower()}-{instance_id[:8]}",
+            "status": statuses.get(instance_id, "ACTIVE"),
             "type": "Ha",
-            "datastore": {"type": b.engine, "version": b.engine_version},
-            "port": {"MySQL": 3306, "PostgreSQL": 5432}.get(b.engine, 1433),
+            "datastore": {"type": engine, "version": version},
+            "port": {"MySQL": 3306, "PostgreSQL": 5432}.get(engine, 1433),
             "private_ips": ["192.168.0.10"],
             "created": "2024-01-02T03:04:05+0000",
         }
-        for instance_id, b in sorted(first.items())
+        for instance_id, (engine, version) in sorted(engines.items())
     ]
 
 
@@ -58,7 +67,7 @@ class InstancesRoute:
             limit = int_param(request.query.get("limit"), "limit", 100, 1, 100)
         except ApiReject as reject:
             return self.api._error(reject)
-        everything = catalog_instances(list(sim.store.backups.values()))
+        everything = catalog_instances(list(sim.store.backups.values()), sim.instance_status)
         return self.api._respond(
             200,
             {"instances": everything[offset : offset + limit], "total_count": len(everything)},

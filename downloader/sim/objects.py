@@ -296,14 +296,50 @@ class ObjectHandler:
         if applies and _armed(faults, "encoding", "encoding_count"):
             headers["Content-Encoding"] = faults.encoding or ""
             _consume(faults, "encoding", "encoding_count")
+        overrun = 0
+        if applies and status == 206 and _armed(faults, "chunked_overrun", "chunked_overrun_count"):
+            overrun = faults.chunked_overrun or 0  # bytes after the range, in a chunked body
+            _consume(faults, "chunked_overrun", "chunked_overrun_count")
         plan = self._plan(length, applies)
         self._log(request, name, status)
+        if applies and _armed(faults, "header_trickle", "header_trickle_count"):
+            every = faults.header_trickle or 0.0
+            _consume(faults, "header_trickle", "header_trickle_count")
+            headers["Content-Length"] = str(length)
+            body = b"".join(iter_content(seed, offset, length))
+            return await self._trickle(request, status, headers, body, every)
         response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = length
+        if overrun:
+            response.enable_chunked_encoding()
+            length += overrun
+        else:
+            response.content_length = length
         await response.prepare(request)
         with contextlib.suppress(ConnectionError):
             await self._send_body(request, response, (backup_id, name), seed, offset, length, plan)
         return response
+
+    async def _trickle(
+        self, request: web.Request, status: int, headers: dict[str, str], body: bytes, every: float
+    ) -> web.StreamResponse:
+        """Send the answer by hand, one header line every ``every`` seconds (``Stats``
+        counts it): each read sees a byte in time, so only a deadline on the whole header
+        phase ends the wait. Then the real headers and the body, and the connection closes."""
+        self.sim.stats.header_trickles += 1
+        transport = request.transport
+        assert transport is not None
+        reason = {200: "OK", 206: "Partial Content"}.get(status, "")
+        transport.write(f"HTTP/1.1 {status} {reason}\r\n".encode())
+        for n in range(self.sim.faults.header_trickle_lines):
+            await asyncio.sleep(every)
+            if transport.is_closing():
+                return web.Response()  # the client gave up; aiohttp writes nothing more
+            transport.write(f"X-Trickle-{n}: {n}\r\n".encode())
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        transport.write(f"{lines}Connection: close\r\n\r\n".encode() + body)
+        self.sim.stats.object_bytes_sent += len(body)
+        transport.close()
+        return web.Response()  # not sent: the transport is closed
 
     async def _etag(self, backup_id: str, name: str, version: int, size: int) -> str:
         store = self.sim.store

@@ -68,6 +68,9 @@ class Simulator:
         self.faults = faults if faults is not None else Faults()
         self.stats = Stats()
         self.store = ContentStore(default_catalog() if catalog is None else catalog)
+        # Instance id -> status in ListInstances (ACTIVE otherwise); an id no backup names is
+        # an instance with no backup yet (its backups list is empty).
+        self.instance_status: dict[str, str] = {}
         self._api = ApiHandlers(self)
         self._objects = ObjectHandler(self)
         self._runner: web.AppRunner | None = None

@@ -5,7 +5,7 @@ beside it, fsynced, then renamed over the old one, so the collector never reads 
 It holds numbers and instance ids only, never a credential or a link, and is 0644 so that
 the collector (usually another user) can read it.
 
-A failed instance keeps its last success (and its newest mirrored backup's time) from the
+A failed or skipped instance keeps its last success (and its newest mirrored backup's time) from the
 previous file, read back here: ``time() - rds_backup_instance_last_success_timestamp_seconds``
 then keeps growing until it succeeds again, which is what an alert wants to see. The reader
 knows only this module's own output; prometheus_client is not needed at run time.
@@ -51,6 +51,8 @@ _INSTANCE = {
     "instance_latest_backup_timestamp_seconds": "End time of the newest backup mirrored.",
     "instance_bytes_downloaded": "Bytes fetched for the instance by the last run.",
     "instance_files_failed": "Files of the instance that failed in the last run.",
+    "instance_skipped": "1 if the last run skipped the instance: it has no backup yet, or "
+    "its status (label) is not ACTIVE and it has none to mirror.",
 }
 _KEPT = ("instance_last_success_timestamp_seconds", "instance_latest_backup_timestamp_seconds")
 _LINE_RE = re.compile(
@@ -79,15 +81,31 @@ class InstanceMetrics:
     latest_backup: float | None
     bytes_downloaded: int = 0
     files_failed: int = 0
+    skipped: bool = False  # not ACTIVE, or no backup yet: nothing to mirror, no failure
+    status: str | None = None  # as the instances list gives it
+
+
+# What an instance id from the API may hold that the exposition format cannot carry raw: a
+# carriage return ends the line for Prometheus' parser, and a lone surrogate cannot be
+# written as UTF-8 at all.
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _escape(value: str) -> str:
-    # The exposition format's label escapes: backslash, double quote, line feed.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # The exposition format's label escapes (backslash, double quote, line feed), then
+    # ``\uXXXX`` for the rest: Prometheus keeps an escape it does not know as it is.
+    value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", value)
 
 
 def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
+    def one(m: re.Match[str]) -> str:
+        code = m[1]
+        if code == "n":
+            return "\n"
+        return chr(int(code[1:], 16)) if len(code) == 5 else code
+
+    return re.sub(r"\\(u[0-9a-f]{4}|.)", one, value)
 
 
 def _number(value: float) -> str:
@@ -121,7 +139,10 @@ def render(run: RunMetrics, instances: Sequence[InstanceMetrics] = ()) -> str:
         for inst in ordered:
             value = _instance_value(inst, name)
             if value is not None:
-                samples.append((f'{{instance_id="{_escape(inst.instance_id)}"}}', value))
+                labels = f'instance_id="{_escape(inst.instance_id)}"'
+                if name == "instance_skipped":
+                    labels += f',status="{_escape(inst.status or "")}"'
+                samples.append((f"{{{labels}}}", value))
         if samples:
             lines += _family(name, help_text, samples)
     return "\n".join(lines) + "\n"
@@ -134,6 +155,7 @@ def _instance_value(inst: InstanceMetrics, name: str) -> float | None:
         "instance_latest_backup_timestamp_seconds": inst.latest_backup,
         "instance_bytes_downloaded": inst.bytes_downloaded,
         "instance_files_failed": inst.files_failed,
+        "instance_skipped": int(inst.skipped),
     }[name]
 
 
@@ -181,7 +203,7 @@ def carry_over(
     newest = previous.get("instance_latest_backup_timestamp_seconds", {})
     out = []
     for inst in instances:
-        if not inst.success:
+        if not inst.success or inst.skipped:
             inst = replace(
                 inst,
                 last_success=inst.last_success or last.get(inst.instance_id),

@@ -24,11 +24,13 @@ __all__ = [
     "Shard",
     "folder_name_problem",
     "in_shard",
+    "instance_active",
     "parse_shard",
     "pick_targets",
     "retention",
     "run_exit_code",
     "shard_of",
+    "skip_reason",
     "stray_entry",
 ]
 
@@ -197,6 +199,26 @@ def stray_entry(entries: Mapping[str, Entry], files: Mapping[str, int]) -> str |
         if folder in _STATE_FOLDERS:
             continue
         return rel
+    return None
+
+
+def instance_active(status: str | None) -> bool:
+    """Whether the instances list calls it ACTIVE; unknown (named with --instance-id)
+    counts as ACTIVE: its errors are failures."""
+    return status is None or status.upper() == "ACTIVE"
+
+
+def skip_reason(listed: Sequence[Backup], status: str | None) -> str | None:
+    """Why an instance with nothing to mirror is skipped rather than failed, or None.
+
+    Pure. Nothing to mirror is no failure when the instance has no backup yet (none
+    listed, or only its first still BUILDING) or is not ACTIVE (BUILD, FROZEN, SHUTDOWN
+    ...): its status says why. An ACTIVE instance whose backups all FAILED, or that has
+    none of the kinds asked for, is a failure."""
+    if all(b.status.upper() == "BUILDING" for b in listed):
+        return "no backup yet" + ("" if instance_active(status) else f" (status {status})")
+    if not instance_active(status):
+        return f"status {status}, no COMPLETED backup to mirror"
     return None
 
 

@@ -51,7 +51,9 @@ class BackupResult:
 @dataclass(slots=True)
 class InstanceResult:
     """One instance in this run. It failed when ``error`` is set (nothing could be
-    mirrored: unknown instance, no COMPLETED backup, the API refused) or a backup failed."""
+    mirrored: unknown instance, no COMPLETED backup, the API refused) or a backup failed.
+    It was skipped, not failed, when ``skipped`` says why: it has no backup yet, or it is
+    not ACTIVE (``status``, as the instances list gives it) and has none to mirror."""
 
     instance_id: str
     backups: list[BackupResult] = field(default_factory=list)
@@ -60,6 +62,8 @@ class InstanceResult:
     auth_refused: bool = False
     untrusted: bool = False  # a folder of its own was refused (a planted link)
     warnings: list[str] = field(default_factory=list)
+    status: str | None = None
+    skipped: str | None = None
 
     def fail(self, exc: BaseException) -> None:
         """Record an error that ended this instance's run."""
@@ -91,6 +95,8 @@ class InstanceResult:
         return {
             "instance_id": self.instance_id,
             "ok": self.ok,
+            "status": self.status,
+            "skipped_because": self.skipped,
             "error": self.error,
             "fetched": [b.to_json() for b in self.of("fetched")],
             "would_fetch": [b.to_json() for b in self.of("would-fetch")],
@@ -103,6 +109,8 @@ class InstanceResult:
         }
 
     def summary_line(self, dry_run: bool) -> str:
+        if self.skipped is not None:
+            return printable(f"{self.instance_id}  skipped  {self.skipped}")
         fetched = self.of("would-fetch" if dry_run else "fetched")
         verb, removed = ("would fetch", "would remove") if dry_run else ("fetched", "removed")
         size = sum(b.size_kb * 1024 for b in fetched) if dry_run else self.bytes_fetched
@@ -168,6 +176,7 @@ class SyncReport:
             "seconds": round(self.seconds, 3),
             "bytes_fetched": self.bytes_fetched,
             "failed_instances": [i.instance_id for i in self.failed],
+            "skipped_instances": [i.instance_id for i in self.instances if i.skipped],
             "error": None if self.error is None else str(self.error),
             "instances": [i.to_json() for i in self.instances],
         }
@@ -192,9 +201,11 @@ class SyncReport:
         """The summary's lines: one per instance, then the totals naming each failure."""
         lines = [i.summary_line(self.dry_run) for i in self.instances]
         failed = self.failed
+        skipped = sum(1 for i in self.instances if i.skipped)
         total = (
             f"sync: {len(self.instances)} instance(s), {len(failed)} failed, "
-            f"{format_size(self.bytes_fetched)} fetched in {format_duration(self.seconds)}"
+            + (f"{skipped} skipped, " if skipped else "")
+            + f"{format_size(self.bytes_fetched)} fetched in {format_duration(self.seconds)}"
         )
         if self.dry_run:
             total += " (dry run: nothing fetched or removed)"

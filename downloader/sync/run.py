@@ -48,8 +48,10 @@ from downloader.sync.plan import (
     Shard,
     folder_name_problem,
     in_shard,
+    instance_active,
     pick_targets,
     retention,
+    skip_reason,
 )
 from downloader.sync.report import BackupResult, InstanceResult, SyncReport
 
@@ -160,10 +162,13 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
         InstanceMetrics(
             instance_id=i.instance_id,
             success=i.ok,
-            last_success=now if i.ok else None,
+            # A skipped instance mirrored nothing: its last success stays the previous one.
+            last_success=now if i.ok and i.skipped is None else None,
             latest_backup=_timestamp(i.latest_backup()),
             bytes_downloaded=i.bytes_fetched,
             files_failed=i.files_failed,
+            skipped=i.skipped is not None,
+            status=i.status,
         )
         for i in report.instances
     ]
@@ -201,6 +206,7 @@ class _Syncer:
         self.client = client
         self.report = report
         self.session = session
+        self.statuses: dict[str, str] = {}  # as the instances list gives them
         # Each instance running at once gets an even share of the fleet's budgets.
         share = max(1, config.engine.connections // config.parallel)
         rate = config.engine.limit_rate
@@ -213,7 +219,7 @@ class _Syncer:
 
     async def run(self) -> None:
         ids = await self._instance_ids()
-        self.report.instances = [InstanceResult(i) for i in ids]
+        self.report.instances = [InstanceResult(i, status=self.statuses.get(i)) for i in ids]
         gate = asyncio.Semaphore(self.cfg.parallel)
 
         async def one(result: InstanceResult) -> None:
@@ -233,6 +239,7 @@ class _Syncer:
             ids = list(dict.fromkeys(self.cfg.instance_ids))
         else:
             listed = await self.client.list_instances()
+            self.statuses = {inst.id: inst.status for inst in listed}
             ids = []
             for inst in listed:
                 if inst.type.lower() in NO_BACKUPS_TYPES:
@@ -257,11 +264,21 @@ class _Syncer:
             # Only this instance's: its folder must never hold another instance's backup.
             listed = [b for b in listed if b.instance_id in ("", instance_id)]
         except RdsBackupError as exc:
+            if not instance_active(result.status):
+                # An instance being built (or frozen, shut down ...) may have no backups to
+                # list: that is its state, not a failure of this run.
+                log.debug("instance %s (%s): %s", instance_id, result.status, exc)
+                self._skip(result, f"status {result.status}")
+                return
             result.fail(exc)
             log.error("instance %s: %s", instance_id, exc)
             return
         targets = pick_targets(listed, self.cfg.backup_types)
         if not targets:
+            why = skip_reason(listed, result.status)
+            if why is not None:
+                self._skip(result, why)
+                return
             kinds = "/".join(self.cfg.backup_types)
             result.error = f"no COMPLETED {kinds} backup with an end time"
             log.error("instance %s: %s", instance_id, result.error)
@@ -286,6 +303,11 @@ class _Syncer:
         except (RdsBackupError, OSError) as exc:
             result.warnings.append(f"retention: {exc}")
             log.error("instance %s: retention: %s", instance_id, exc)
+
+    @staticmethod
+    def _skip(result: InstanceResult, why: str) -> None:
+        result.skipped = why
+        log.info("instance %s: skipped (%s)", result.instance_id, why)
 
     def _dir(self, instance_id: str) -> Path:
         return self.cfg.root / instance_id

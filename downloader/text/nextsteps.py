@@ -324,26 +324,46 @@ def chain_steps(
     databases: Mapping[str, str | None] | None = None,
 ) -> list[str]:
     """How to restore a point-in-time chain downloaded into ``out_dir``: ``backups`` are
-    ``(folder, file names)`` in chain order, the full backup first; ``databases`` maps a
-    file's path in ``out_dir`` (``folder/name``) to its SQL Server database."""
+    ``(folder, file names)`` in chain order, the full backup first, then a differential full
+    (a ``-fragment-`` folder) if the chain has one; ``databases`` maps a file's path in
+    ``out_dir`` (``folder/name``) to its SQL Server database."""
     if not backups:
         return []
     out_dir = os.path.abspath(out_dir or ".")
     family = engine_family(engine)
     (full_folder, full_names), incs = backups[0], backups[1:]
+    diffs: list[str] = []
+    if incs and "-fragment-" in incs[0][0]:
+        diffs = [posixpath.join(out_dir, incs[0][0], n) for n in sorted(incs[0][1])]
+        incs = incs[1:]
     fulls = [posixpath.join(out_dir, full_folder, n) for n in sorted(full_names)]
     inc_paths = [posixpath.join(out_dir, f, n) for f, names in incs for n in sorted(names)]
     inc_names = [n for _, names in incs for n in names]
     every = _names_glob(out_dir, inc_names) or " ".join(_sh(p) for p in inc_paths)
     utc = to_time.astimezone(UTC)
     head = f"Point-in-time restore to {to_time.isoformat()}: the full backup, then "
+    if diffs:
+        head = head.replace("backup, then", "backup, the differential, then")
     if family == "mysql":
+        base, info = ("the full", "$D")
+        steps = _mysql_full(fulls)
+        if diffs:
+            base, info = ("the differential", "$I")
+            steps = [
+                *steps[:-2],
+                "  xtrabackup --prepare --apply-log-only --target-dir=$D",
+                f"  I={MYSQL_DIR}-diff; mkdir -p $I",
+                *(f"  xbstream -x -p 4 -C $I < {_sh(p)}" for p in diffs),
+                "  xtrabackup --decompress --remove-original --parallel=4 --target-dir=$I",
+                "  xtrabackup --prepare --target-dir=$D --incremental-dir=$I",
+                steps[-1],
+            ]
         return [
             head + "the binlogs in folder order:",
-            *_mysql_full(fulls),
-            "  then replay, in one mysqlbinlog, the binlog the full ends in (from its position)"
+            *steps,
+            f"  then replay, in one mysqlbinlog, the binlog {base} ends in (from its position)"
             " and every later one:",
-            "  read BINLOG POS _ < $D/xtrabackup_binlog_info",
+            f"  read BINLOG POS _ < {info}/xtrabackup_binlog_info",
             f"  FILES=$(printf '%s\\n' {every} | sed -n \"\\|/$BINLOG\\$|,\\$p\")",
             '  [ -n "$FILES" ] || echo "$BINLOG is not in the chain: the full ends before it"',
             f'  TZ=UTC mysqlbinlog --start-position="$POS" '
@@ -381,15 +401,17 @@ def chain_steps(
             f"instance's time zone (its commit times): {stop} is at UTC{to_time:%z}; convert "
             "it if that instance's zone differs:",
             *(_sqlcmd(full_sql.format(_tsql_name(db(p)), _tsql_str(p))) for p in fulls),
+            *(_sqlcmd(full_sql.format(_tsql_name(db(p)), _tsql_str(p))) for p in diffs),
             *(_sqlcmd(log_sql.format(_tsql_name(db(p)), _tsql_str(p))) for p in inc_paths),
             *(
                 _sqlcmd(f"RESTORE DATABASE {_tsql_name(n)} WITH RECOVERY")
                 for n in sorted({db(p) for p in fulls})
             ),
         ]
+    on_top = f", then the differential {posixpath.dirname(diffs[0])}" if diffs else ""
     return [
         head + "the incrementals in folder order:",
-        f"  restore {posixpath.join(out_dir, full_folder)} with the engine's tools, then apply "
-        f"the backups of {posixpath.join(out_dir, '*-incremental-*')} in order up to "
+        f"  restore {posixpath.join(out_dir, full_folder)}{on_top} with the engine's tools, then "
+        f"apply the backups of {posixpath.join(out_dir, '*-incremental-*')} in order up to "
         f"{to_time.isoformat()}",
     ]

@@ -15,6 +15,7 @@ logged whole: :func:`safe_url` keeps ``scheme://host/path`` and replaces any que
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -29,6 +30,7 @@ __all__ = [
     "redact",
     "register_secret",
     "safe_url",
+    "secret_variants",
 ]
 
 REDACTED = "***"
@@ -101,7 +103,7 @@ class Redactor:
         """Hide ``secret`` from now on; empty and very short strings (< 4 chars) are ignored."""
         if not secret or len(secret) < MIN_SECRET_LEN:
             return
-        variants = {secret, quote(secret, safe=""), quote(secret, safe="/")}
+        variants = secret_variants(secret)
         with self._lock:
             if variants <= self._secrets:
                 return
@@ -140,6 +142,24 @@ class Redactor:
         if isinstance(value, tuple):
             return tuple(self.redact_value(v) for v in value)
         return value
+
+
+def _json_escaped(text: str) -> set[str]:
+    """``text`` as JSON string content, in the spellings serializers use: ``\\uXXXX`` for
+    non-ASCII in lower or upper case hex, or UTF-8 as it is, ``/`` plain or as ``\\/``."""
+    ascii_form = json.dumps(text)[1:-1]
+    forms = {ascii_form, json.dumps(text, ensure_ascii=False)[1:-1]}
+    forms.add(re.sub(r"\\u[0-9a-f]{4}", lambda m: m[0][:2] + m[0][2:].upper(), ascii_form))
+    return forms | {f.replace("/", "\\/") for f in forms}
+
+
+def secret_variants(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that an echo of a request may show: as sent,
+    percent-encoded, and JSON-escaped once or twice (a password with ``"``, ``\\`` or
+    non-ASCII characters, echoed inside an error message that is itself a JSON string)."""
+    once = _json_escaped(secret)
+    twice = {v for form in once for v in _json_escaped(form)}
+    return {secret, quote(secret, safe=""), quote(secret, safe="/")} | once | twice
 
 
 def safe_url(url: str) -> str:

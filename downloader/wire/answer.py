@@ -10,7 +10,8 @@ What is checked (OBS ignores an invalid Range and answers 200 with the whole obj
 Range starting past the end answers 416): every answer is classified by
 :func:`classify` before a byte is written, and 206 answers must carry exactly the
 ``Content-Range`` asked for, of the object we are fetching, with a ``Content-Length`` that
-agrees with it; an answer in any coding but identity is BAD (retried, then the file
+agrees with it (a chunked 206 has none: refused, since a body running past its range would
+be cut to size); an answer in any coding but identity is BAD (retried, then the file
 fails): its bytes are never written. :mod:`downloader.wire.transfer` does the I/O.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from downloader.models import sendable_etag
 from downloader.ranges import parse_content_range
 from downloader.wire.httpdates import http_date, retry_after_seconds
 
@@ -134,6 +136,9 @@ def classify(
     def answer(kind: Kind, **kw: Any) -> Answer:
         return replace(base, kind=kind, **kw)
 
+    if status in (200, 206) and etag is not None and not sendable_etag(etag):
+        # It could never be sent back as If-Match: no identity to pin the file's ranges to.
+        return replace(base, etag=None, detail=f"ETag {_shown(etag)} holds a control character")
     if status == 206:
         a, b, total = parse_content_range(headers.get("Content-Range"))
         if a is None or b is None or total is None:
@@ -150,7 +155,16 @@ def classify(
         if coding := _coding(headers):
             return answer(Kind.BAD, detail=f"Content-Encoding {coding}", total=total)
         length = headers.get("Content-Length")
-        if length is not None and length.strip() != str(b - a + 1):
+        if length is None:
+            # A chunked body: where it ends is known only once it has ended, and a body
+            # that runs past the range would be cut to size by whoever reads it. Both
+            # transports refuse it here, before a byte is taken.
+            return answer(
+                Kind.BAD,
+                detail=f"206 for bytes {a}-{b} without a Content-Length (a chunked body)",
+                total=total,
+            )
+        if length.strip() != str(b - a + 1):
             # Which one lies is unknown: taking the range's bytes of a longer body, or
             # waiting for bytes a shorter one never sends, would both trust a liar.
             return answer(

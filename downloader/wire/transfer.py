@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import aiohttp
 from yarl import URL
@@ -46,6 +47,9 @@ class Policy:
     write_age: float = WRITE_AGE  # seconds: a slow link still writes (and journals) often
     limiter: RateLimiter | None = None
     received: Callable[[int], None] | None = None  # counts bytes off the wire
+    # Called once the request has left on a connection (a pool's wait is over): its
+    # answer's headers are due from then on (the caller's deadline).
+    sent: Callable[[], None] | None = None
 
 
 OnAnswer = Callable[[Answer], Awaitable[bool]]
@@ -74,7 +78,10 @@ async def fetch_range(
     headers = request_headers(want.start, want.end, want.etag)
     with network_errors("object store"):
         async with session.get(
-            URL(url, encoded=True), headers=headers, allow_redirects=False
+            URL(url, encoded=True),
+            headers=headers,
+            allow_redirects=False,
+            trace_request_ctx=policy.sent,
         ) as resp:
             ans = classify(
                 resp.status,
@@ -93,6 +100,24 @@ async def fetch_range(
             if end is not None and sink.pos < end and sink.live:
                 raise BodyIncomplete("body ended early", what="ClientPayloadError")
             return ans
+
+
+def sent_trace() -> aiohttp.TraceConfig:
+    """The session hook behind :attr:`Policy.sent`: aiohttp calls it when a request's
+    headers have been written, after any wait for a free connection."""
+
+    async def on_sent(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestHeadersSentParams,
+    ) -> None:
+        callback = ctx.trace_request_ctx
+        if callable(callback):
+            callback()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_sent)
+    return trace
 
 
 async def _pump(resp: aiohttp.ClientResponse, ans: Answer, sink: Sink, policy: Policy) -> None:

@@ -287,6 +287,21 @@ async def test_iam_wrong_password(sim: Simulator, session: aiohttp.ClientSession
     assert sim.stats.iam_calls == 1 and sim.stats.api_calls == 0
 
 
+@pytest.mark.parametrize("secret", ['zq"xy-42', "zq\\xy\\w", "zqäxö-€", 'zq/x"\\é-0'], ids=str)
+async def test_iam_echoing_the_request_never_shows_the_password(
+    sim: Simulator, session: aiohttp.ClientSession, secret: str
+) -> None:
+    # The refusal quotes the request body inside its message: the password arrives
+    # JSON-escaped (\", \\, \u00e4 ...), in no spelling a plain replace would find.
+    sim.faults.iam_echo = True
+    client = make_client(sim, session, sim_iam_auth(sim, password=secret))
+    with pytest.raises(ApiAuthError) as info:
+        await client.show_backup_files(MYSQL_FULL)
+    text = str(info.value)
+    assert "Request: " in text and "***" in text  # the echo came, with the password hidden
+    assert "zq" not in text, text  # no part of it, in any spelling
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -563,6 +578,34 @@ async def test_a_long_answer_is_read_whole(session: aiohttp.ClientSession) -> No
     assert all(len(b.name) == 20_011 for b in every)
 
 
+async def test_a_list_that_ignores_offset_stops_at_the_first_page_with_nothing_new(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The API answers the first page whatever the offset and claims 10^9 backups: paging
+    # stops at the first page that adds nothing, with a warning, not after 1,000 pages.
+    begin = datetime(2024, 5, 1, tzinfo=UTC)
+    catalog = [
+        SimBackup(
+            f"{i:032x}br01", MYSQL_INSTANCE, f"b{i}", "auto", "COMPLETED", "MySQL", "8.0",
+            begin + timedelta(hours=i), begin + timedelta(hours=i, minutes=5),
+        )
+        for i in range(150)
+    ]  # fmt: skip
+    async with Simulator(catalog=catalog) as liar:
+        liar.faults.list_ignores_offset = True
+        liar.faults.list_claims_total = 10**9
+        client = make_client(liar, session)
+        every = await client.list_backups(MYSQL_INSTANCE)
+        assert liar.stats.backups_list_calls == 2
+        assert len(every) == 100  # the first page, once each
+        assert "repeats items already listed (total_count 1000000000)" in caplog.text
+        # Honest again: both pages, no warning.
+        caplog.clear()
+        liar.faults.list_ignores_offset, liar.faults.list_claims_total = False, None
+        assert len(await client.list_backups(MYSQL_INSTANCE)) == 150
+        assert "repeats" not in caplog.text
+
+
 async def test_list_backups_time_window_signs_plus_sign(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
@@ -725,6 +768,31 @@ async def test_next_endpoint_after_a_connection_failure(
     assert len(moved) == 1 and moved[0].levelno == logging.WARNING
     text = moved[0].getMessage()
     assert dead.removeprefix("http://") in text and sim.endpoint.removeprefix("http://") in text
+
+
+async def test_an_endpoint_without_a_scheme_is_reached_over_https(tmp_path: Path) -> None:
+    """``--endpoint host:port`` (and the SDK's overrides) get ``https://``, as the SDK's
+    client builder adds it; before, such an endpoint was refused as not a URL."""
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    sim = Simulator()
+    await sim.start(ssl_context=server_ctx)
+    try:
+        bare = sim.endpoint.removeprefix("https://")
+        assert "://" not in bare
+        settings = ApiSettings(endpoint=bare, ca_bundle=str(bundle))
+        async with open_client(settings, sim.env()) as client:
+            assert len((await client.show_backup_files(MYSQL_FULL)).files) == 4
+        env = {**sim.env(), "HUAWEICLOUD_SDK_REGION_RDS_XX_TEST_1": bare}
+        async with open_client(ApiSettings(region="xx-test-1", ca_bundle=str(bundle)), env) as c:
+            assert len((await c.show_backup_files(MYSQL_FULL)).files) == 4
+    finally:
+        await sim.stop()
 
 
 async def test_an_error_answer_does_not_move_to_the_next_endpoint(

@@ -16,7 +16,12 @@ import pytest
 from downloader.disk.storage import MANIFEST_NAME, STATE_DIR
 from downloader.sim import Simulator
 from downloader.sim.catalog import MYSQL_FULL
-from downloader.sim.chains import CHAIN_GAP_INSTANCE, CHAIN_MYSQL_INSTANCE, CHAIN_PG_INSTANCE
+from downloader.sim.chains import (
+    CHAIN_DIFF_INSTANCE,
+    CHAIN_GAP_INSTANCE,
+    CHAIN_MYSQL_INSTANCE,
+    CHAIN_PG_INSTANCE,
+)
 
 KIB = 1024
 T = "2024-05-20T02:45:00+08:00"  # the 2024-05-20 full and five binlog backups
@@ -159,6 +164,32 @@ def test_download_to_time_layout_manifest_verify_and_rerun(
     extra = cli(["verify", str(out)], sim)
     assert extra.returncode == 4
     assert "FAIL  07-incremental-0123  not a backup folder of the chain" in extra.stdout
+
+
+def test_a_differential_full_takes_its_place_in_the_chain(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """``fragment`` backups (differential fulls): the full, the newest differential before
+    T, then the incrementals after it; a T at the full's end is the full alone."""
+    sim = sim_thread
+    t = "2024-05-20T09:05:00+08:00"
+    rows = chain_json(sim, CHAIN_DIFF_INSTANCE, t)["backups"]
+    assert isinstance(rows, list)
+    assert [r["type"] for r in rows] == ["auto", "fragment", *["incremental"] * 7]
+    assert rows[1]["begin_time"].startswith("2024-05-20T08:00:00")
+    assert rows[2]["begin_time"].startswith("2024-05-20T08:00:00")  # from the differential on
+    out = tmp_path / "pitr"
+    args = ["download", "--instance-id", CHAIN_DIFF_INSTANCE, "--to-time", t, "-o", str(out)]
+    done = cli([*args, "--json"], sim)
+    assert done.returncode == 0, done.stderr
+    assert_chain_exact(sim, out, rows)
+    assert str(rows[1]["folder"]).startswith("02-fragment-")
+    steps = "\n".join(json.loads(done.stdout)["next_steps"])
+    assert "--incremental-dir=$I" in steps and "02-fragment-" in steps
+    assert "read BINLOG POS _ < $I/xtrabackup_binlog_info" in steps
+
+    at_end = chain_json(sim, CHAIN_DIFF_INSTANCE, "2024-05-20T02:12:00+08:00")["backups"]
+    assert isinstance(at_end, list) and [r["type"] for r in at_end] == ["auto"]
 
 
 def test_a_chain_and_a_plain_backup_never_share_a_folder(

@@ -35,7 +35,7 @@ from downloader.errors import (
     UnsafeNameError,
     VerificationError,
 )
-from downloader.models import FileListing
+from downloader.models import BackupFile, FileListing
 from downloader.progress import QuietReporter
 from downloader.sim import SimBackup, SimFile, Simulator
 from downloader.sim.catalog import (
@@ -671,6 +671,24 @@ async def test_link_refused_even_after_renewal_fails_the_file(
     assert sim.stats.backup_files_calls <= 3  # one renewal, shared
 
 
+async def test_links_that_die_early_under_resets_are_renewed_not_judged_refused(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Links claim an hour but die within a second of issue, and every answer is cut after
+    # 128 KiB: each renewed link delivers bytes before it dies, so no 403 here is a refusal
+    # of a link that was never valid.
+    sim.faults.link_lifetime = 3600.0
+    sim.faults.link_true_lifetime = 1.0
+    sim.faults.throttle_bps = 512 * KIB
+    sim.faults.reset_after_bytes = 128 * KIB
+    sim.faults.reset_count = -1
+    report = await run(sim, MYSQL_FULL, tmp_path, chunk_size=1 * MIB, connections=2, retries=50)
+    assert report.exit_code == 0, [o.detail for o in report.failed]
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert report.resolutions >= 2  # the renewed links died too, and were renewed again
+    assert sim.stats.object_status_counts.get(403, 0) >= 2
+
+
 async def test_links_file_with_short_lived_links(sim: Simulator, tmp_path: Path) -> None:
     sim.faults.link_lifetime = 1.0
     listing = await listing_of(sim, MYSQL_FULL)
@@ -725,6 +743,84 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
         assert_exact(sim, MYSQL_FULL, tmp_path / "b")
     finally:
         await sim.stop()
+
+
+async def test_an_etag_with_a_control_character_fails_its_file_in_words(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """An object store whose ETag holds a control character (aiohttp reads it, but refuses
+    to send it back as If-Match): the file fails with words, no traceback; nothing of it is
+    written. The simulator cannot send such a header (aiohttp guards it), so a raw server
+    does."""
+    data = bytes(range(256)) * 2400  # 600 KiB: more than one chunk, so If-Match is sent
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            first, last = head.split("Range: bytes=", 1)[1].split("\r\n", 1)[0].split("-")
+            a = int(first)
+            b = min(int(last), len(data) - 1) if last else len(data) - 1
+            writer.write(
+                f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{b}/{len(data)}\r\n"
+                f'Content-Length: {b - a + 1}\r\nETag: "3f2a\x01-2"\r\n'
+                "Connection: close\r\n\r\n".encode("latin-1")
+                + data[a : b + 1]
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listing = FileListing(
+        (BackupFile("raw.qp", len(data) // KIB, f"http://127.0.0.1:{port}/raw.qp?s=1", None),),
+        "bucket",
+    )
+    try:
+        report = await run(
+            sim, MYSQL_FULL, tmp_path, links=listing, chunk_size=256 * KIB, retries=2
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert report.exit_code == 1
+    detail = report.failed[0].detail or ""
+    assert "holds a control character" in detail and "\x01" not in detail
+    assert not (tmp_path / "raw.qp").exists()
+
+
+async def test_answer_headers_sent_a_line_at_a_time_are_bounded_by_the_stall_timeout(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # One header line every 0.25 s for 5 s: each read sees a byte in time, so the stall
+    # timeout (1 s) must bound the whole header phase. That attempt is given up and retried.
+    sim.faults.header_trickle = 0.25
+    sim.faults.header_trickle_lines = 20
+    report = await run(
+        sim, MYSQL_FULL, tmp_path, connections=1, transport=TransportConfig(stall_timeout=1.0)
+    )
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert sim.stats.header_trickles == 1
+    assert report.retries == 1  # the trickled answer was abandoned, not waited for
+
+
+async def test_a_chunked_206_running_past_its_range_is_refused_not_cut(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.faults.chunked_overrun = 5000
+    report = await run(sim, MYSQL_FULL, tmp_path)
+    assert report.exit_code == 0
+    assert_exact(sim, MYSQL_FULL, tmp_path)
+    assert report.retries == 1 and sim.faults.chunked_overrun is None  # refused once
+    sim.faults.chunked_overrun, sim.faults.chunked_overrun_count = 5000, -1
+    report = await run(sim, MYSQL_FULL, tmp_path / "again", retries=1)
+    assert report.exit_code == 1
+    failed = {o.name: o.detail or "" for o in report.failed}
+    assert failed and all("without a Content-Length" in d for d in failed.values())
+    assert not any((tmp_path / "again" / name).exists() for name in failed)
 
 
 async def test_file_fully_on_disk_but_not_in_place_is_finished_on_rerun(

@@ -396,6 +396,49 @@ def test_cli_exit_codes(served: Simulator, tmp_path: Path) -> None:
     assert not [p for p in root.iterdir() if p.name != STATE_DIR]
 
 
+def test_instances_being_built_or_without_backups_are_skipped_not_failed(
+    tmp_path: Path,
+) -> None:
+    """A new instance in BUILD with no backup yet failed the run (exit 1): an instance that
+    has nothing to mirror because it has no backup yet, or is not ACTIVE, is skipped with
+    its status, in the summary, --json and the metrics. One not ACTIVE that has backups is
+    still mirrored; an ACTIVE one whose only backup FAILED still fails."""
+    new, idle, first, frozen, broken = (f"{n:030x}in01" for n in (0x21, 0x22, 0x23, 0x24, 0x25))
+    catalog = [backup(PLAIN, 0, 1), backup(first, 0, 0), backup(frozen, 0, 1)]
+    catalog += [backup(broken, 0, 1)]
+    catalog[1].status = "BUILDING"
+    catalog[3].status = "FAILED"
+    sim = Simulator(catalog=catalog)
+    sim.instance_status.update({new: "BUILD", idle: "ACTIVE", frozen: "FROZEN"})
+    root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
+    with SimulatorThread(sim):
+        result = sync_cli(sim, root, "--all-instances", "--metrics-file", str(prom), "--json")
+        text = sync_cli(sim, root, "--all-instances")
+    assert result.returncode == 1, result.stderr  # broken's only backup FAILED
+    report = json.loads(result.stdout)
+    assert report["failed_instances"] == [broken]
+    assert sorted(report["skipped_instances"]) == sorted([new, idle, first])
+    by_id = {i["instance_id"]: i for i in report["instances"]}
+    assert by_id[new]["skipped_because"] == "no backup yet (status BUILD)"
+    assert by_id[new]["status"] == "BUILD" and by_id[new]["ok"] is True
+    assert by_id[idle]["skipped_because"] == "no backup yet"
+    assert by_id[first]["skipped_because"] == "no backup yet"
+    assert by_id[frozen]["skipped_because"] is None and by_id[frozen]["ok"] is True
+    assert_mirrored(sim, root, sim.backups[bid(frozen, 0)])
+    assert f"{new}  skipped  no backup yet (status BUILD)" in text.stderr
+    assert "sync: 6 instance(s), 1 failed, 3 skipped," in text.stderr
+    skipped: dict[str, tuple[str, float]] = {}
+    for family in text_string_to_metric_families(prom.read_text()):
+        for sample in family.samples:
+            if sample.name == "rds_backup_instance_skipped":
+                skipped[sample.labels["instance_id"]] = (sample.labels["status"], sample.value)
+    assert skipped[new] == ("BUILD", 1.0) and skipped[idle] == ("ACTIVE", 1.0)
+    assert skipped[frozen] == ("FROZEN", 0.0) and skipped[PLAIN] == ("ACTIVE", 0.0)
+    m = metrics(prom)
+    assert m["rds_backup_instance_last_run_success"][new] == 1.0  # not a failure
+    assert new not in m["rds_backup_instance_last_success_timestamp_seconds"]  # nor a success
+
+
 def test_cli_interrupted_run_still_writes_its_metrics(served: Simulator, tmp_path: Path) -> None:
     root, prom = tmp_path / "mirror", tmp_path / "rds.prom"
     # The backup's data file stalls after 100 bytes: the stop always lands mid-fetch.

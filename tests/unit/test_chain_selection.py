@@ -62,13 +62,18 @@ def listings(draw: st.DrawFn) -> tuple[list[Backup], datetime]:
             out.append(mk(n, "incremental", at, draw(st.integers(1, length))))  # a twin
             n += 1
         at += length + draw(st.sampled_from([0] * 24 + [1, 15, -2]))  # gaps, overlaps
+    for _ in range(draw(st.integers(0, 3))):  # differential fulls, taken after some full
+        out.append(mk(n, "fragment", draw(st.integers(0, 300)), draw(st.integers(3, 12))))
+        n += 1
     for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["auto", "manual", "incremental"]))
+        kind = draw(st.sampled_from(["auto", "manual", "incremental", "fragment"]))
         begin = draw(st.integers(-60, 900))
         out.append(mk(n, kind, begin, draw(st.integers(1, 30)), draw(st.sampled_from(NOISE))))
         n += 1
     order = draw(st.permutations(out))
     moment = T0 + timedelta(minutes=draw(st.integers(-30, 600)), seconds=draw(st.integers(0, 59)))
+    if out and draw(st.integers(0, 4)) == 0:  # exactly where a backup ended
+        moment = draw(st.sampled_from(out)).end_time  # type: ignore[assignment]
     return list(order), moment
 
 
@@ -79,6 +84,44 @@ def covered(incs: list[Backup], at: datetime) -> bool:
         for b in incs
         if b.type == "incremental"
     )
+
+
+def reaches(backups: list[Backup], start: datetime, t: datetime) -> bool:
+    """Whether COMPLETED incrementals cover every moment from ``start`` to ``t``."""
+    reach = start
+    while reach < t:
+        ends = [
+            b.end_time
+            for b in backups
+            if b.status == "COMPLETED"
+            and b.type == "incremental"
+            and b.begin_time <= reach < b.end_time  # type: ignore[operator]
+        ]
+        if not ends:
+            return False
+        reach = max(ends)  # type: ignore[type-var]
+    return True
+
+
+def differentials_of(backups: list[Backup], full: Backup, t: datetime) -> list[Backup]:
+    """The COMPLETED differentials taken against ``full`` (begun after it ended, before any
+    newer full ended) that ended by ``t``."""
+    fulls = [b for b in backups if b.status == "COMPLETED" and b.type in FULL_TYPES]
+    return [
+        b
+        for b in backups
+        if b.status == "COMPLETED"
+        and b.type == "fragment"
+        and b.begin_time >= full.end_time  # type: ignore[operator]
+        and b.end_time <= t  # type: ignore[operator]
+        and not any(full.end_time < f.end_time <= b.begin_time for f in fulls)  # type: ignore[operator]
+    ]
+
+
+def restores(backups: list[Backup], full: Backup, t: datetime) -> bool:
+    """Whether ``full``, with or without one of its differentials, restores to ``t``."""
+    bases = [full, *differentials_of(backups, full, t)]
+    return any(b.end_time == t or reaches(backups, b.begin_time, t) for b in bases)  # type: ignore[arg-type]
 
 
 @settings(max_examples=400, deadline=None)
@@ -123,14 +166,26 @@ def test_the_chain_covers_t_without_gaps_or_the_error_names_the_gap(
                 for b in backups
             )
         return
-    full, incs = chain.full, list(chain.incrementals)
-    # The newest COMPLETED full that ended by T.
-    assert full.status == "COMPLETED" and full.type in FULL_TYPES
-    assert full.end_time == max(b.end_time for b in fulls)  # type: ignore[type-var]
+    full, diff, incs = chain.full, chain.differential, list(chain.incrementals)
+    # The newest COMPLETED full that ended by T and restores to T (an older one can, where
+    # a newer cannot: its differential may begin after the gap the newer one begins in).
+    assert full.status == "COMPLETED" and full.type in FULL_TYPES and full in fulls
+    newer = [f for f in fulls if f.end_time > full.end_time]  # type: ignore[operator]
+    assert not any(restores(backups, f, t) for f in newer)
     assert all(b.status == "COMPLETED" and b.type == "incremental" for b in incs)
-    # No gaps, from the full's begin to T; it stops at the first that reaches T.
-    reach = full.begin_time
+    assert [link.backup for link in chain.links] == [full, *([diff] if diff else []), *incs]
+    # Its newest differential by T (taken against it), unless only the full alone reaches T.
+    diffs = differentials_of(backups, full, t)
+    if diff is not None:
+        assert diff.end_time == max(b.end_time for b in diffs)  # type: ignore[type-var]
+    # No gaps, from the base's begin to T; it stops at the first that reaches T. A base
+    # that ended at T needs no incremental.
+    base = diff or full
+    reach = base.begin_time
     assert reach is not None
+    if base.end_time == t:
+        assert incs == []
+        reach = t
     for i, b in enumerate(incs):
         assert b.begin_time <= reach < b.end_time  # type: ignore[operator]
         reach = b.end_time
@@ -180,33 +235,33 @@ def test_the_gap_and_what_can_be_reached_are_named() -> None:
         T0 + timedelta(minutes=10),
         T0 + timedelta(minutes=20),
     )
-    # The full ends at 00:12, after the gap: nothing restores (00:12 would be refused).
-    assert err.reachable is None
+    # The full ends at 00:12, after the gap: it restores to its end by itself, and no later.
+    assert err.reachable == T0 + timedelta(minutes=12)
     assert err.exit_code == 1
     assert "2026-11-28T00:10:00+08:00 to 2026-11-28T00:20:00+08:00" in str(err)
-    assert "(a gap); no moment before it can be reached" in str(err)
-    # With an earlier full whose incrementals run to the gap, that is what can be reached.
+    assert "(a gap); the newest moment that can be reached is 2026-11-28T00:12:00+08:00" in str(err)
+    # An earlier full whose incrementals run to the gap reaches less than the newer full.
     earlier = [mk(4, "auto", -30, 12), mk(5, "incremental", -30, 30), *backups]
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(earlier, T0 + timedelta(minutes=25), "inst")
-    assert caught.value.reachable == T0 + timedelta(minutes=10)
-    assert "the newest moment that can be reached is 2026-11-28T00:10:00+08:00" in str(caught.value)
+    assert caught.value.reachable == T0 + timedelta(minutes=12)
     assert select_chain(earlier, T0 + timedelta(minutes=10), "inst").full.id == earlier[0].id
 
 
 def test_the_moment_named_as_reachable_is_never_one_that_is_refused() -> None:
-    # A full alone: its end is not reachable without the incrementals over its span.
+    # A full alone restores to the moment it ended, and to no later one.
     alone = [mk(1, "auto", 0, 12)]
+    chain = select_chain(alone, T0 + timedelta(minutes=12), "inst")
+    assert [link.backup.id for link in chain.links] == [alone[0].id]
     with pytest.raises(ChainUnreachableError) as caught:
-        select_chain(alone, T0 + timedelta(minutes=12), "inst")
-    assert caught.value.reachable is None
-    assert "reached is 2026-11-28T00:12" not in str(caught.value)
-    # Before it: the earliest full whose incrementals cover its span, not merely the first.
+        select_chain(alone, T0 + timedelta(minutes=13), "inst")
+    assert caught.value.reachable == T0 + timedelta(minutes=12)
+    # Before any full: the earliest end of a full.
     backups = [mk(1, "auto", 60, 12), mk(2, "auto", 120, 12), mk(3, "incremental", 120, 20)]
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(backups, T0 + timedelta(minutes=30), "inst")
     assert caught.value.reason == "no_full"
-    assert "the earliest moment that can be restored is 2026-11-28T02:12:00+08:00" in str(
+    assert "the earliest moment that can be restored is 2026-11-28T01:12:00+08:00" in str(
         caught.value
     )
 
@@ -216,8 +271,8 @@ def test_nothing_yet_and_no_full_are_refused() -> None:
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(backups, T0 + timedelta(minutes=90), "inst")
     assert caught.value.reason == "not_yet"
-    # The incrementals end at 01:10, before the full does (01:12): nothing restores yet.
-    assert "no moment before it can be reached" in str(caught.value)
+    # The incrementals end at 01:10, before the full does (01:12): the full's end.
+    assert "the newest moment that can be reached is 2026-11-28T01:12:00+08:00" in str(caught.value)
     backups.append(mk(3, "incremental", 70, 10))
     with pytest.raises(ChainUnreachableError) as caught:
         select_chain(backups, T0 + timedelta(minutes=90), "inst")
@@ -228,6 +283,36 @@ def test_nothing_yet_and_no_full_are_refused() -> None:
     assert "the earliest moment that can be restored is 2026-11-28T01:12:00+08:00" in str(
         caught.value
     )
+
+
+def test_a_differential_takes_its_place_between_the_full_and_the_incrementals() -> None:
+    backups = [
+        mk(1, "auto", 0, 12),
+        mk(2, "fragment", 360, 6),  # 06:00-06:06
+        mk(3, "fragment", 720, 6),  # 12:00-12:06
+        mk(4, "fragment", 730, 20, "FAILED"),
+        *(mk(10 + i, "incremental", 10 * i, 10) for i in range(80)),  # 00:00 ... 13:20
+    ]
+    chain = select_chain(backups, T0 + timedelta(minutes=725), "inst")  # 12:05
+    # 12:05 is before the 12:00 differential ended: the 06:00 one, then its incrementals.
+    assert chain.differential is not None and chain.differential.id == backups[1].id
+    assert chain.incrementals[0].begin_time == T0 + timedelta(minutes=360)
+    assert chain.incrementals[-1].end_time == T0 + timedelta(minutes=730)
+    folders = [link.folder[:12] for link in chain.links]
+    assert folders[:3] == ["01-auto-0000", "02-fragment-", "03-increment"]
+    # At the newest differential's end: the full and it, no incremental.
+    at_end = select_chain(backups, T0 + timedelta(minutes=726), "inst")
+    assert [link.backup.id for link in at_end.links] == [backups[0].id, backups[2].id]
+    # At the full's end: the full alone.
+    assert len(select_chain(backups, T0 + timedelta(minutes=12), "inst").links) == 1
+    # A differential begun before the full ended belongs to an older full: never taken.
+    older = [mk(1, "auto", 0, 12), mk(2, "fragment", 5, 10), mk(3, "incremental", 0, 60)]
+    chain = select_chain(older, T0 + timedelta(minutes=30), "inst")
+    assert chain.differential is None and len(chain.incrementals) == 1
+    # A differential that ends after T is not taken.
+    gap = [mk(1, "auto", 0, 12), mk(2, "fragment", 100, 5), mk(3, "incremental", 0, 90)]
+    chain = select_chain(gap, T0 + timedelta(minutes=80), "inst")
+    assert chain.differential is None and chain.incrementals == (gap[2],)
 
 
 def test_folder_names_sort_in_chain_order_and_refuse_unsafe_ids() -> None:

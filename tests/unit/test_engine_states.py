@@ -109,6 +109,9 @@ class ScriptedStore:
         data = self.objects[name]
         if reply.status == 200:
             reply.headers.setdefault("Content-Length", str(len(data)))
+        if reply.status == 206 and "Content-Range" in reply.headers:
+            first, last = reply.headers["Content-Range"].split()[1].split("/")[0].split("-")
+            reply.headers.setdefault("Content-Length", str(int(last) - int(first) + 1))
         headers = CIMultiDictProxy(CIMultiDict(reply.headers))
         ans = classify(
             reply.status,
@@ -339,6 +342,74 @@ async def test_a_fresh_link_refused_again_fails_the_file(tmp_path: Path) -> None
 
     outcomes, _, _ = await run_engine(tmp_path, store, fetch=fetch)
     assert isinstance(outcomes[0].error, LinkRefusedError)
+
+
+async def test_a_renewed_link_that_delivered_bytes_is_renewed_again_when_it_dies(
+    tmp_path: Path,
+) -> None:
+    # Links die seconds after issue while claiming an hour: the renewed link delivers bytes,
+    # the connection resets, and by the retry that link is dead too. It was valid (the store
+    # sent bytes with it), so its 403 renews again instead of failing the file.
+    data = payload(600 * KIB)
+    store = ScriptedStore({"a.qp": data})
+    per_link: dict[str, int] = {}
+
+    def dying(st: ScriptedStore, name: str, want: Want, n: int) -> Reply | None:
+        generation = st.urls[-1].split("/")[3]
+        per_link[generation] = per_link.get(generation, 0) + 1
+        if generation == "g0":
+            return Reply(403)
+        if generation == "g1":
+            if per_link[generation] > 1:
+                return Reply(403)  # died after its first answer
+            last = (want.end or len(data)) - 1
+            return Reply(206, {"Content-Range": f"bytes {want.start}-{last}/{len(data)}"}, cut=1)
+        return None
+
+    store.faults.append(dying)
+    issued = iter(range(1, 10))
+
+    async def fetch() -> FileListing:
+        return listing(store, generation=next(issued))
+
+    outcomes, _, resolver = await run_engine(
+        tmp_path, store, fetch=fetch, per_file=1, connections=1
+    )
+    assert outcomes[0].ok, outcomes[0].error
+    assert resolver.resolutions == 2
+    assert_exact(tmp_path, store)
+
+
+async def test_a_refusal_of_a_link_renewed_long_before_is_not_judged_fresh(
+    tmp_path: Path,
+) -> None:
+    # Another file's 403 renewed the links while this one's request with the old link was
+    # in flight; this file is then handed that renewal, which has died since. No request
+    # was ever made with a link resolved after this file's own refusal: renew, not fail.
+    store = ScriptedStore({"a.qp": payload(300 * KIB), "b.qp": payload(300 * KIB, 2)})
+
+    def script(st: ScriptedStore, name: str, want: Want, n: int) -> Reply | None:
+        generation = st.urls[-1].split("/")[3]
+        if generation == "g0" or (generation == "g1" and name == "a.qp"):
+            return Reply(403)  # the first links are dead; a.qp's renewed one died since
+        return None
+
+    store.faults.append(script)
+    store.hold = lambda want: store.urls[-1].endswith("/g0/a.qp")
+    store.block.clear()
+    issued = iter(range(1, 10))
+
+    async def fetch() -> FileListing:
+        generation = next(issued)
+        store.block.set()  # a.qp's request with the first link is answered only now
+        return listing(store, generation=generation)
+
+    outcomes, _, resolver = await run_engine(
+        tmp_path, store, fetch=fetch, per_file=1, connections=2
+    )
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert resolver.resolutions == 2  # b.qp's renewal, then a.qp's own
+    assert_exact(tmp_path, store)
 
 
 async def test_a_wrong_size_fails_verification_before_any_byte(tmp_path: Path) -> None:

@@ -223,6 +223,18 @@ def test_expiry_round_trips(moment: datetime) -> None:
     assert parse_time(moment.isoformat()) == moment
 
 
+def test_a_whole_size_written_as_a_float_is_that_size() -> None:
+    # JSON has one number type: an encoder that emits doubles writes 69 as 69.0.
+    text = json.dumps(answer()).replace('"size": 2803', '"size": 69.0')
+    (f,) = parse_backup_files(json.loads(text)).files
+    assert f.size_kb == 69 and isinstance(f.size_kb, int)
+    backups, _ = parse_backups({"backups": [backup_item(size=69.0)], "total_count": 1})
+    assert backups[0].size_kb == 69 and isinstance(backups[0].size_kb, int)
+    for bad in (69.5, float("inf"), -1.0):
+        with pytest.raises(ResponseFormatError):
+            parse_backup_files(answer(size=bad))
+
+
 # ------------------------------------------------------------------------------ backups
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -113,6 +114,21 @@ def test_registered_secrets(redactor: Redactor) -> None:
     redactor.add("")
     redactor.add("abc")  # too short: would shred ordinary text
     assert redactor.redact("abc abcd") == "abc abcd"
+
+
+@pytest.mark.parametrize("secret", ['zq"xy-42', "zq\\xy\\w", "zqäxö-€", 'zq/x"\\é-0'])
+def test_registered_secrets_in_json_escaped_echoes(redactor: Redactor, secret: str) -> None:
+    # A request echoed back in JSON, and that JSON quoted inside another JSON string.
+    redactor.add(secret)
+    body = json.dumps({"password": secret})
+    for text in (
+        body,
+        json.dumps(body),
+        json.dumps({"password": secret}, ensure_ascii=False),
+        json.dumps(json.dumps({"password": secret}, ensure_ascii=False), ensure_ascii=False),
+        body.replace("/", "\\/"),
+    ):
+        assert "zq" not in redactor.redact(text), text
 
 
 def test_userinfo(redactor: Redactor) -> None:

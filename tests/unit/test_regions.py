@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from downloader.api.regions import (
@@ -13,6 +15,7 @@ from downloader.api.regions import (
     rds_endpoints,
     rds_env_name,
     suggest_regions,
+    with_scheme,
 )
 from downloader.errors import UsageError
 
@@ -129,3 +132,86 @@ def test_a_city_is_answered_with_its_region_and_the_known_ids() -> None:
     with pytest.raises(UsageError) as info:
         iam_endpoint("singapore", {})
     assert "did you mean ap-southeast-3 (Singapore)?" in str(info.value)
+
+
+# ------------------------------------------------------------------ the SDK's regions file
+
+REGIONS_YAML = """\
+rds:
+  - id: ap-southeast-1
+    endpoint: https://rds.private.example
+  - id: xx-new-9
+    endpoints:
+      - rds-a.xx.example
+      - https://rds-b.xx.example/
+    endpoint: rds-c.xx.example
+IAM:
+  - id: ap-southeast-1
+    endpoint: https://iam.private.example
+"""
+
+
+def test_the_regions_file_names_rds_endpoints_as_the_sdk_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "regions.yaml"
+    path.write_text(REGIONS_YAML)
+    env = {"HUAWEICLOUD_SDK_REGIONS_FILE": str(path)}
+    assert rds_endpoints("ap-southeast-1", env) == ("https://rds.private.example",)
+    # endpoints first, then endpoint; no scheme: https, as the SDK's client builder adds it
+    assert rds_endpoints("XX-NEW-9", env) == (
+        "https://rds-a.xx.example",
+        "https://rds-b.xx.example",
+        "https://rds-c.xx.example",
+    )
+    assert rds_endpoint("cn-north-4", env) == "https://rds.cn-north-4.myhuaweicloud.com"
+    # The environment's override wins over the file (EnvRegionProvider comes first).
+    env["HUAWEICLOUD_SDK_REGION_RDS_AP_SOUTHEAST_1"] = "https://env.example"
+    assert rds_endpoints("ap-southeast-1", env) == ("https://env.example",)
+
+
+def test_the_regions_file_is_found_in_home(tmp_path: Path) -> None:
+    (tmp_path / ".huaweicloud").mkdir()
+    (tmp_path / ".huaweicloud" / "regions.yaml").write_text(REGIONS_YAML)
+    assert rds_endpoint("ap-southeast-1", {"HOME": str(tmp_path)}) == "https://rds.private.example"
+    assert rds_endpoint("ap-southeast-1", {"HOME": str(tmp_path / "nobody")}) == (
+        "https://rds.ap-southeast-1.myhuaweicloud.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("rds: [\n", "not valid YAML (line 2)"),
+        ("- rds\n", "not a mapping"),
+        ("rds: 3\n", "not a list of regions"),
+        ("rds:\n  - id: ap-southeast-1\n    endpoints: x\n", "endpoints is not a list"),
+    ],
+)
+def test_a_broken_regions_file_is_a_usage_error_naming_it(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    path = tmp_path / "regions.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as info:
+        rds_endpoint("ap-southeast-1", {"HUAWEICLOUD_SDK_REGIONS_FILE": str(path)})
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("rds.example.com", "https://rds.example.com"),
+        ("rds.example.com:8443/", "https://rds.example.com:8443"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("HTTPS://Rds.Example", "HTTPS://Rds.Example"),
+        ("", ""),
+    ],
+)
+def test_an_endpoint_without_a_scheme_gets_https(given: str, expected: str) -> None:
+    assert with_scheme(given) == expected
+    if given:
+        env = {
+            "HUAWEICLOUD_SDK_REGION_RDS_CN_NORTH_4": given,
+            "HUAWEICLOUD_SDK_IAM_ENDPOINT": given,
+        }
+        assert rds_endpoint("cn-north-4", env) == expected
+        assert iam_endpoint("cn-north-4", env) == expected

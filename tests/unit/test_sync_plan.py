@@ -18,11 +18,13 @@ from downloader.sync.plan import (
     Shard,
     folder_name_problem,
     in_shard,
+    instance_active,
     parse_shard,
     pick_targets,
     retention,
     run_exit_code,
     shard_of,
+    skip_reason,
     stray_entry,
 )
 
@@ -243,3 +245,18 @@ def test_stray_entry() -> None:
         ("a.qp", Entry("dir")),
     ]:
         assert stray_entry({**own, extra: entry}, files) == extra, extra
+
+
+def test_what_is_skipped_rather_than_failed() -> None:
+    building, failed, done = backup(1, status="BUILDING"), backup(2, status="FAILED"), backup(3)
+    assert skip_reason([], "ACTIVE") == "no backup yet"
+    assert skip_reason([], None) == "no backup yet"  # named with --instance-id
+    assert skip_reason([building], "ACTIVE") == "no backup yet"  # its first, in progress
+    assert skip_reason([], "BUILD") == "no backup yet (status BUILD)"
+    assert skip_reason([failed], "FROZEN") == "status FROZEN, no COMPLETED backup to mirror"
+    # ACTIVE, with backups that all failed (or none of the kinds asked for): a failure.
+    assert skip_reason([failed], "ACTIVE") is None
+    assert skip_reason([building, failed], None) is None
+    assert skip_reason([done], "active") is None
+    assert instance_active("Active") and instance_active(None)
+    assert not instance_active("BUILD")

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from downloader.models import sendable_etag
 from downloader.ranges import Interval, RangeSet
 from downloader.results import INTEGRITY_LEVELS
 
@@ -119,6 +120,13 @@ def _opt_int(obj: dict[str, Any], key: str) -> int | None:
     raise JournalError(f"{key} is not a 64-bit integer")
 
 
+def _opt_etag(obj: dict[str, Any]) -> str | None:
+    v = _opt_str(obj, "etag")
+    if v is None or sendable_etag(v):
+        return v
+    raise JournalError("etag holds a control character (it could not be sent as If-Match)")
+
+
 def _opt_integrity(obj: dict[str, Any]) -> str | None:
     v = _opt_str(obj, "integrity")
     if v is None or v in INTEGRITY_LEVELS:
@@ -177,7 +185,7 @@ def record_from_json(obj: object) -> FileRecord:
         name=obj["name"],
         size_kb=size_kb,
         size=size,
-        etag=_opt_str(obj, "etag"),
+        etag=_opt_etag(obj),
         last_modified=_opt_str(obj, "last_modified"),
         done=done.intervals(),
         complete=complete,
