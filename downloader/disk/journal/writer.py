@@ -8,13 +8,14 @@ unrecorded byte is ``FLUSH_SECONDS`` old, or as soon as it took a chunk of new b
 the finish's. A file that finishes within a second of its first byte is recorded once, by
 its finish: a run of many small files does not pay for flushes its finish makes moot.
 
-The record a finish writes after the move into place ("complete") is written in batches
-(:meth:`JournalWriter.complete`): its file is already verified, fsynced and in place, and
-the record written before the move names every byte and the checksums, so a run stopped
-before the batch is written finds the file in place and checks it against that record
-(:mod:`downloader.engine.resume`) instead of fetching it again. A batch is written when
-``COMPLETE_BATCH`` files wait, after ``FLUSH_SECONDS``, and at the end of the run, each
-record atomically, with one fsync of the journal folder for the batch.
+The record a finish writes after the move into place ("complete") is written by this
+writer's task, in batches (:meth:`JournalWriter.complete`): its file is already verified,
+fsynced and in place, and the record written before the move names every byte and the
+checksums, so a run stopped before the batch is written finds the file in place and checks
+it against that record (:mod:`downloader.engine.resume`) instead of fetching it again. A
+batch is every record that waits when the task gets to it (a group commit: the ones that
+finish while a batch is being written make the next one), each record atomically, with one
+fsync of the journal folder for the batch; the finish does not wait for it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from downloader.errors import StorageError
 from downloader.ranges import RangeSet
 
 log = logging.getLogger("rds_backup.journal")
-
-COMPLETE_BATCH = 16  # completed records written together, at most FLUSH_SECONDS late
 
 
 @dataclass(eq=False, slots=True)
@@ -87,7 +86,7 @@ class JournalWriter:
         self.saves = 0  # record writes in this run (each atomic), for tests and the bench
         self._now = asyncio.Event()
         self._completed: list[FileLog] = []
-        self._completed_since: float | None = None
+        self._writing: asyncio.Task[None] | None = None
 
     def wrote(self, flog: FileLog, pos: int, n: int, chunk: int) -> int:
         """Note a write; a chunk of new bytes asks for a flush at once (so a kill costs at
@@ -136,34 +135,46 @@ class JournalWriter:
         """Change the record of a file verified and moved into place, and write it with the
         next batch (see the module's docstring for why that may wait)."""
         update(flog.record)
-        if not self._completed:
-            self._completed_since = self.clock()
         self._completed.append(flog)
-        if len(self._completed) >= COMPLETE_BATCH:
-            self._now.set()
+        self._now.set()
 
     async def write_completed(self) -> None:
         """Write the waiting completed records: each atomically, one folder fsync for all.
 
         Raises :class:`~downloader.errors.StorageError` when they cannot be written (the
         files stay in place; a later run checks them against their earlier records)."""
+        await self._written()
         batch, self._completed = self._completed, []
         if not batch:
             return
+        # Its own task, shielded: a cancel (the end of the run cancels this writer's task)
+        # must not leave a batch half-known; flush_all waits for it (_written).
+        writing = self._writing = asyncio.create_task(self._save(batch))
+        try:
+            await asyncio.shield(writing)
+        finally:
+            if writing.done():
+                self._writing = None
+
+    async def _save(self, batch: list[FileLog]) -> None:
         try:
             await asyncio.to_thread(self.journal.save_many, [f.record for f in batch])
         except OSError as exc:
             # Kept for the next batch: the end of the run tries once more, and fails the
             # run if it still cannot (the manifest is built from these records).
             self._completed = batch + self._completed
-            self._completed_since = self.clock()
             names = ", ".join(f.name for f in batch)
             raise StorageError(
                 f"cannot record {names} as complete in the journal: {exc.strerror or exc}"
             ) from exc
         self.saves += len(batch)
-        if not self._completed:
-            self._completed_since = None
+
+    async def _written(self) -> None:
+        """Wait for a batch still being written (its caller was cancelled meanwhile)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            with contextlib.suppress(StorageError):  # its records wait for the next batch
+                await writing
 
     async def discard(self, flog: FileLog) -> None:
         """Remove the record and the part file (bytes that must not be resumed), after any
@@ -180,14 +191,12 @@ class JournalWriter:
     def _wait(self, flogs: Iterable[FileLog], now: float) -> float:
         """Seconds until the next flush is due (at most FLUSH_SECONDS)."""
         starts = [f.dirty_since for f in flogs if f.dirty and f.dirty_since is not None]
-        if self._completed_since is not None:
-            starts.append(self._completed_since)
         if not starts:
             return FLUSH_SECONDS
         return min(FLUSH_SECONDS, max(0.0, min(starts) + FLUSH_SECONDS - now))
 
     async def run(self, flogs: Callable[[], Iterable[FileLog]]) -> None:
-        """Flush each dirty record once it is due, and write completed records in batches;
+        """Flush each dirty record once it is due, and write the completed records waiting;
         until cancelled."""
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel() that
@@ -203,11 +212,7 @@ class JournalWriter:
                     or (flog.dirty_since is not None and now - flog.dirty_since >= FLUSH_SECONDS)
                 ):
                     await self.flush(flog)
-            since = self._completed_since
-            if len(self._completed) >= COMPLETE_BATCH or (
-                since is not None and now - since >= FLUSH_SECONDS
-            ):
-                try:
-                    await self.write_completed()
-                except StorageError as exc:
-                    log.warning("%s", exc)
+            try:
+                await self.write_completed()
+            except StorageError as exc:
+                log.warning("%s", exc)  # tried again with the next batch, and at the end
