@@ -9,7 +9,8 @@ flag.
 Exit codes: 0 all done; 1 some files failed; 2 usage error; 3 authentication or API error;
 4 verification failed; 5 the output folder is locked by another run; 130/143 interrupted.
 
-Modules: ``app`` (the group), ``options`` (shared options),
+Modules: ``app`` (the group), ``lazy`` (its commands, each imported only when it runs),
+``options`` (shared options),
 ``paramtypes`` (their parameter types), ``runner``
 (event loop, signals, the catch point), ``render`` (what gets printed), and one ``cmd_*``
 module per command group.

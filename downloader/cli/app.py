@@ -1,4 +1,8 @@
-"""The ``rds-backup`` command group: global options, and every command attached to it."""
+"""The ``rds-backup`` command group: global options, and every command attached to it.
+
+Each command's module is imported only when that command is looked up (it runs, or its help
+is shown; :mod:`~downloader.cli.lazy`): start-up pays for one command's imports, not all.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,24 @@ import click
 from downloader import __version__
 from downloader.cli.logsetup import configure_logging
 
-from .cmd_cat import cat
-from .cmd_download import download
-from .cmd_listing import backups, files
-from .cmd_sim import demo, simulate
-from .cmd_sync import sync
-from .cmd_verify import verify
+from .lazy import LazyCommands
 from .options import Globals, name_env_vars
 
 __all__ = ["cli"]
 
 log = logging.getLogger("rds_backup.cli")
+
+# name -> "module:attribute", in the order --help lists them (click sorts them by name).
+COMMANDS = {
+    "download": "downloader.cli.cmd_download:download",
+    "sync": "downloader.cli.cmd_sync:sync",
+    "cat": "downloader.cli.cmd_cat:cat",
+    "files": "downloader.cli.cmd_listing:files",
+    "backups": "downloader.cli.cmd_listing:backups",
+    "verify": "downloader.cli.cmd_verify:verify",
+    "simulate": "downloader.cli.cmd_sim:simulate",
+    "demo": "downloader.cli.cmd_sim:demo",
+}
 
 
 @click.group(
@@ -63,8 +74,9 @@ def cli(ctx: click.Context, debug: bool, log_format: Literal["text", "json"], qu
             log.warning("%s is the old name of %s: rename it (the old name still works)", old, new)
 
 
-for _command in (download, sync, cat, files, backups, verify, simulate, demo):
-    cli.add_command(_command)
 # Each option's variable is set explicitly (click's auto_envvar_prefix would name them after
-# the command and the Python parameter, RDS_BACKUP_DOWNLOAD_DATABASES, not as documented).
+# the command and the Python parameter, RDS_BACKUP_DOWNLOAD_DATABASES, not as documented);
+# a command's, when it is loaded. click looks the command up before it calls the group, so
+# the warnings above see the old names of the command that runs.
 _RENAMED_ENV = name_env_vars(cli)
+cli.commands = LazyCommands(COMMANDS, lambda command: _RENAMED_ENV.update(name_env_vars(command)))

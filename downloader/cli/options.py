@@ -160,29 +160,29 @@ def _env_list(envvar: str | Sequence[str] | None) -> list[str]:
     return [envvar] if isinstance(envvar, str) else list(envvar)
 
 
-def name_env_vars(group: click.Group) -> dict[str, str]:
-    """Give every option of the group and of its commands the variable named by
-    :func:`option_env_name` (first, before any SDK name it also reads), shown in ``--help``.
+def name_env_vars(command: click.Command) -> dict[str, str]:
+    """Give every option of ``command`` the variable named by :func:`option_env_name` (first,
+    before any SDK name it also reads), shown in ``--help``. Only the command's own options:
+    a group's commands are named one by one as they are loaded (:mod:`~downloader.cli.lazy`).
 
     Earlier versions named some variables after the Python parameter (``RDS_BACKUP_DATABASES``
     for ``--database``); those old names are still read, after the new one, so a cron entry
     keeps its meaning. Returns ``{old: new}`` for a warning when one is set."""
     renamed: dict[str, str] = {}
-    for command in (group, *group.commands.values()):
-        for param in command.params:
-            if not isinstance(param, click.Option) or not param.expose_value or not param.name:
-                continue  # --help and --version: actions, not settings
-            name = option_env_name(param)
-            names = _env_list(param.envvar)
-            if not names:
-                old = env_name(param.name.upper())
-                if old != name:
-                    names = [old]
-                    renamed[old] = name
-                    param.help = f"{param.help or ''} The second variable is its old name.".strip()
-            names = [name, *(n for n in names if n != name)]
-            param.envvar = names[0] if len(names) == 1 else names
-            param.show_envvar = True
+    for param in command.params:
+        if not isinstance(param, click.Option) or not param.expose_value or not param.name:
+            continue  # --help and --version: actions, not settings
+        name = option_env_name(param)
+        names = _env_list(param.envvar)
+        if not names:
+            old = env_name(param.name.upper())
+            if old != name:
+                names = [old]
+                renamed[old] = name
+                param.help = f"{param.help or ''} The second variable is its old name.".strip()
+        names = [name, *(n for n in names if n != name)]
+        param.envvar = names[0] if len(names) == 1 else names
+        param.show_envvar = True
     return renamed
 
 

@@ -358,8 +358,16 @@ def _open_folders(root: Path, rel: PurePath) -> int:
     return fd
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None, hidden: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary name: write, fsync, rename.
+def atomic_write(
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    hidden: bool = False,
+    sync_folder: bool = True,
+) -> None:
+    """Write ``data`` to ``path`` through a temporary name: write, fsync, rename, fsync the
+    folder (``sync_folder=False``: the caller fsyncs it once after several writes).
 
     The temporary name is new (``O_EXCL``) and unguessable: the manifest's lies in the output
     folder, where someone may have planted a link at a name we would pick (``hidden``: with a
@@ -384,7 +392,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None, hidden: bo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
 
 
 def allocated(path: Path) -> int:

@@ -67,4 +67,3 @@ class FileFetcher(RangeFetcher[FileJob]):
         else:
             ctx.reporter.file_size_known(job.name, total)
         ctx.start_hasher(job)
-        ctx.writer.soon()

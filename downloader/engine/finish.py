@@ -3,8 +3,9 @@ says: start it over, give it up, or verify it and move it into place.
 
 Finishing order (what makes a stop at any point safe): every byte hashed and checked
 against what the store reported; the part file fsynced; the record saved with the
-checksums; the rename into place; the record marked complete. A run stopped after the
-rename finds a record to check the file in place against (:mod:`downloader.engine.resume`).
+checksums; the rename into place; the record marked complete (written with the journal's
+next batch). A run stopped after the rename finds a record to check the file in place
+against (:mod:`downloader.engine.resume`).
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ class Finisher:
             rec.finished_at = utc_stamp()
             rec.in_place = placed
 
-        await writer.save(job.log, completed)
+        # Written with the next batch: a stop before it finds the record above, with every
+        # byte and the checksums, and checks the file in place against it.
+        writer.complete(job.log, completed)
         self.ctx.sched.done(job.plan)
         job.hasher.stop()
         self.ctx.reporter.file_finished(job.name, ok=True)

@@ -7,11 +7,13 @@ and only after the part file itself has been fsynced, so a range the journal cal
 on disk after any crash. A record that cannot be read, is of another version or disagrees
 with the part file is not trusted: the file restarts.
 
-How often: :class:`~downloader.journal.writer.JournalWriter` flushes dirty records once a
-second and whenever a file has taken one chunk (at most ``FLUSH_BYTES``) since its last
-flush, plus at every file's end and at shutdown. Chunks are 4-64 MiB by default, so a 2 GiB
-file costs a few dozen fsyncs, which is nothing measurable, and a kill loses at most about
-one chunk per connection. :mod:`~downloader.disk.journal.store` reads and writes the records.
+How often: :class:`~downloader.disk.journal.writer.JournalWriter` flushes a file's record
+once its oldest unrecorded byte is a second old and whenever the file has taken one chunk (at
+most ``FLUSH_BYTES``) since its last flush, plus at every file's end and at shutdown; the
+"complete" records of finished files go in batches. Chunks are 4-64 MiB by default, so a
+2 GiB file costs a few dozen fsyncs, a small file two record writes, and a kill loses at
+most about one chunk (or one second) per connection. :mod:`~downloader.disk.journal.store`
+reads and writes the records.
 """
 
 from __future__ import annotations
