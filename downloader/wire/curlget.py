@@ -88,7 +88,8 @@ class CurlGet:
         self.answered: asyncio.Future[Answer] = loop.create_future()
         self.finished: asyncio.Future[CurlFailure | None] = loop.create_future()
         self.error_body = bytearray()
-        self.failure: BaseException | None = None  # the sink's, or a stall
+        self.failure: BaseException | None = None  # the sink's
+        self.stalled: NetworkTimeout | None = None
         # The body: bytes [pos, pos + buffered) wait in buf for the sink.
         self.buf = bytearray()
         self.view = memoryview(self.buf)
@@ -249,8 +250,8 @@ class CurlGet:
             error = curl_error(failure, WHERE)
             error.__cause__ = failure
             self.answered.set_exception(error)
-        elif self.failure is not None:
-            self.answered.set_exception(self.failure)
+        elif (ours := self.failure or self.stalled) is not None:
+            self.answered.set_exception(ours)
         else:
             self.answered.set_exception(
                 BodyIncomplete(f"{WHERE}: the connection ended before an answer", what="no answer")
@@ -340,7 +341,7 @@ class CurlGet:
         ours = self.paused or self.flushing is not None or self.holding
         stall = self.curl.settings.stall_timeout
         if self.connected and not ours and now - self.last_byte >= stall:
-            self.failure = NetworkTimeout(
+            self.stalled = NetworkTimeout(
                 f"{WHERE}: timed out (no byte for {stall:g} s)", what="stalled"
             )
             self._end()
@@ -405,6 +406,8 @@ async def _fetch(
                 await get.flushing
         if get.failure is not None:
             raise get.failure
+        if get.stalled is not None:
+            raise get.stalled
         if failure is not None:
             raise curl_error(failure, WHERE) from failure
         if get.holding:  # from the first charge to the return: at most the rate
