@@ -96,6 +96,7 @@ class CurlGet:
         self.buffered = 0
         self.pos = 0
         self.skip = 0
+        self.body_end = 0  # one past the answer's last byte
         self.flushing: asyncio.Task[None] | None = None
         self.paused = False  # by our write callback
         self.holding = False  # paying --limit-rate's debt
@@ -210,7 +211,9 @@ class CurlGet:
         have = self.pos + self.buffered
         if limit is not None and have + take >= limit:
             take = max(0, limit - have)
-            stop = True
+            # Cut short (a split) only if the answer goes on: one that ends here completes,
+            # and its connection stays open for the next range.
+            stop = limit < self.body_end
         b = self.buffered
         if start == 0 and take == n:
             self.buf[b : b + n] = data
@@ -260,8 +263,10 @@ class CurlGet:
     def take_body(self, ans: Answer) -> None:
         """The caller takes the body: let the bytes flow from the sink's position."""
         assert ans.start is not None
+        assert ans.end is not None
         self.pos = self.sink.pos
         self.skip = self.pos - ans.start
+        self.body_end = ans.end
         self.buf = bytearray(self.policy.write_size)
         self.view = memoryview(self.buf)
         self.phase = Phase.BODY

@@ -76,9 +76,7 @@ async def take(ans: Answer) -> bool:
     return True
 
 
-async def test_ranged_gets_are_exact(
-    sim: Simulator, curl: CurlLoop
-) -> None:
+async def test_ranged_gets_are_exact(sim: Simulator, curl: CurlLoop) -> None:
     name, body = biggest(sim)
     url = (await links(sim))[name]
     for start, end in [(0, 300 * KIB), (300 * KIB, None)]:
@@ -321,6 +319,20 @@ async def test_what_is_sent_and_that_redirects_are_not_followed(
     ans = await fetch_range(curl, f"{base}/redirect", Want(0, 10, None, None), sink, Policy(), take)
     assert ans.kind is Kind.BAD and ans.status == 302
     assert len(seen) == 2 and seen[-1].path == "/redirect"  # /target never asked for
+
+
+async def test_a_range_read_to_its_end_leaves_its_connection_for_the_next(
+    echo: tuple[str, list[web.Request]], curl: CurlLoop
+) -> None:
+    """A range that ends where its answer ends completes (it is not cut off at its last
+    byte): the next range goes over the same connection, with no new handshake."""
+    base, seen = echo
+    for _ in range(3):
+        sink = Recorder(0, 10)
+        await fetch_range(curl, f"{base}/x", Want(0, 10, None, None), sink, Policy(), take)
+        assert bytes(sink.data) == b"0123456789"
+    ports = {r.transport.get_extra_info("peername")[1] for r in seen}  # type: ignore[union-attr]
+    assert len(ports) == 1
 
 
 async def test_connect_failures_map_to_words(curl: CurlLoop) -> None:
