@@ -6,7 +6,6 @@ file (:class:`PartFileSink`) or, for ``cat``, in the in-order window
 from __future__ import annotations
 
 import concurrent.futures
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -68,8 +67,6 @@ class PartFileSink(SlotSink):
         self._needed = needed  # bytes still to come, for an ENOSPC message
         self._fh: Any = None
         self._at = -1  # the open handle's position
-        self._fd = -1  # for write_now: the handle's descriptor, or one of its own
-        self._own_fd = False
         self._piece: Piece | None = None
 
     async def write(self, pos: int, data: memoryview) -> None:
@@ -84,30 +81,8 @@ class PartFileSink(SlotSink):
                 rest = rest[written:]
         except OSError as exc:
             raise storage.disk_error(exc, self._name, self._needed()) from exc
-        self._at = pos + len(data)
-        self._wrote(pos, data)
-
-    def write_now(self, pos: int, data: memoryview) -> None:
-        """The same, at once: ``pwrite`` from the event loop's thread (libcurl's write
-        callback), no executor hand-off. A write to the page cache takes microseconds."""
-        try:
-            if self._fd < 0:
-                if self._fh is not None:
-                    self._fd = self._fh.fileno()
-                else:  # a probe's sink, opened before the file had a size
-                    self._fd = storage.part_opener(str(self._part), os.O_RDWR)
-                    self._own_fd = True
-            at, rest = pos, data
-            while rest:
-                written = os.pwrite(self._fd, rest, at)
-                rest, at = rest[written:], at + written
-        except OSError as exc:
-            raise storage.disk_error(exc, self._name, self._needed()) from exc
-        self._at = -1  # pwrite does not move the handle: an async write seeks first
-        self._wrote(pos, data)
-
-    def _wrote(self, pos: int, data: memoryview) -> None:
         n = len(data)
+        self._at = pos + n
         # Asked at each write, not once: a probe's sink exists before its answer tells the
         # file's size, and so before the file has a hasher.
         hasher = self._hasher()
@@ -144,10 +119,6 @@ class PartFileSink(SlotSink):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._own_fd:
-            os.close(self._fd)
-            self._own_fd = False
-        self._fd = -1
         if self._fh is not None:
             await self._fh.close()
             self._fh = None

@@ -32,7 +32,7 @@ from downloader.errors import BodyIncomplete, NetworkTimeout
 from downloader.wire.answer import Answer, Kind, classify, error_code, request_headers
 from downloader.wire.curlmulti import CurlLoop
 from downloader.wire.netmap import CurlFailure, curl_error
-from downloader.wire.sink import BlockingSink, Sink
+from downloader.wire.sink import Sink
 from downloader.wire.transfer import OnAnswer, Policy, Want
 
 PAUSE = pycurl.WRITEFUNC_PAUSE
@@ -98,11 +98,6 @@ class CurlGet:
         self.skip = 0
         self.body_end = 0  # one past the answer's last byte
         self.flushing: asyncio.Task[None] | None = None
-        # Where full buffers go: the sink's write_now from the callback itself, or its
-        # async write while the transfer pauses.
-        self.now = (
-            sink.write_now if policy.blocking_writes and isinstance(sink, BlockingSink) else None
-        )
         self.paused = False  # by our write callback
         self.holding = False  # paying --limit-rate's debt
         self.hold_until = 0.0
@@ -186,12 +181,9 @@ class CurlGet:
         n = len(data)
         if self.buffered + n > len(self.buf):
             if self.buffered:
-                if self.now is None:
-                    self._flush()
-                    self.paused = True
-                    return PAUSE
-                if not self._write_now():
-                    return 0
+                self._flush()
+                self.paused = True
+                return PAUSE
             self.buf = bytearray(n)  # libcurl offered more than a buffer at once
             self.view = memoryview(self.buf)
         sink = self.sink
@@ -229,36 +221,12 @@ class CurlGet:
             self.buf[b : b + take] = memoryview(data)[start : start + take]
         self.buffered = b + take
         if stop:
+            self._flush()
             self.ended = True
-            if self.now is None:
-                self._flush()
-            else:
-                self._write_now()
             return 0
         if self.buffered >= len(self.buf) or now - self.last_write >= policy.write_age:
-            if self.now is None:
-                self._flush()
-            elif not self._write_now():
-                return 0
+            self._flush()
         return None
-
-    def _write_now(self) -> bool:
-        """Hand the buffer to the sink at once; False ends the transfer (the sink no longer
-        wants the bytes, or failed to take them: that failure is raised by fetch_range)."""
-        assert self.now is not None
-        if not self.sink.live:
-            self.ended = True
-            return False
-        try:
-            self.now(self.pos, self.view[: self.buffered])
-        except Exception as exc:  # never into libcurl: kept, and raised by fetch_range
-            self.failure = exc
-            self.ended = True
-            return False
-        self.pos += self.buffered
-        self.buffered = 0
-        self.last_write = time.monotonic()
-        return True
 
     # -- the loop's side -------------------------------------------------------------------
 
@@ -438,12 +406,9 @@ async def _fetch(
             await get.flushing
         if get.failure is None and get.buffered and sink.live:
             # The bytes that did arrive are good, also before a failure: keep them.
-            if get.now is not None:
-                get._write_now()
-            else:
-                get._flush()
-                while get.flushing is not None:
-                    await get.flushing
+            get._flush()
+            while get.flushing is not None:
+                await get.flushing
         if get.failure is not None:
             raise get.failure
         if get.stalled is not None:

@@ -8,7 +8,7 @@ knows nothing else of files, journals or progress; the engine's sinks
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 
 class Sink(Protocol):
@@ -28,15 +28,4 @@ class Sink(Protocol):
 
     async def write(self, pos: int, data: memoryview) -> None:
         """Take ``data`` at ``pos`` (which is :attr:`pos`)."""
-        ...
-
-
-@runtime_checkable
-class BlockingSink(Protocol):
-    """A sink that can also take bytes at once, from libcurl's write callback (a part
-    file's ``pwrite``: no thread hand-off, no pause). A sink that may have to wait
-    (``cat``'s window) is only a :class:`Sink`."""
-
-    def write_now(self, pos: int, data: memoryview) -> None:
-        """Take ``data`` at ``pos`` now (blocking the event loop for as long as it takes)."""
         ...

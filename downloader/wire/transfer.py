@@ -38,7 +38,6 @@ class Policy:
 
     write_size: int = WRITE_SIZE
     write_age: float = WRITE_AGE  # seconds: a slow link still writes (and journals) often
-    blocking_writes: bool = True  # a BlockingSink writes from the callback, not paused
     limiter: RateLimiter | None = None
     received: Callable[[int], None] | None = None  # counts bytes off the wire
 

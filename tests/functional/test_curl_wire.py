@@ -49,21 +49,6 @@ class Recorder:
             self.live = False
 
 
-class BlockingRecorder(Recorder):
-    """The same, taking its bytes from libcurl's write callback (as a part file does)."""
-
-    def write_now(self, pos: int, data: memoryview) -> None:
-        assert pos == self.pos
-        self.data += data
-        self.pos += len(data)
-        self.writes += 1
-        if self.stop_after is not None and len(self.data) >= self.stop_after:
-            self.live = False
-
-
-SINKS = [Recorder, BlockingRecorder]
-
-
 async def links(sim: Simulator) -> dict[str, str]:
     async with aiohttp.ClientSession() as session:
         client = RdsClient(
@@ -91,12 +76,11 @@ async def take(ans: Answer) -> bool:
     return True
 
 
-@pytest.mark.parametrize("kind", SINKS)
-async def test_ranged_gets_are_exact(sim: Simulator, curl: CurlLoop, kind: type[Recorder]) -> None:
+async def test_ranged_gets_are_exact(sim: Simulator, curl: CurlLoop) -> None:
     name, body = biggest(sim)
     url = (await links(sim))[name]
     for start, end in [(0, 300 * KIB), (300 * KIB, None)]:
-        sink = kind(start, end)
+        sink = Recorder(start, end)
         ans = await fetch_range(curl, url, Want(start, end, None, None), sink, Policy(), take)
         assert ans.kind is Kind.PARTIAL and (ans.start, ans.end) == (start, end or len(body))
         assert bytes(sink.data) == body[start:end]
@@ -105,15 +89,14 @@ async def test_ranged_gets_are_exact(sim: Simulator, curl: CurlLoop, kind: type[
     assert all(r.accept_encoding == "identity" for r in log)
 
 
-@pytest.mark.parametrize("kind", SINKS)
 async def test_no_body_byte_reaches_the_sink_before_its_answer_is_judged(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
+    sim: Simulator, curl: CurlLoop
 ) -> None:
     """on_answer takes its time (the body is already on its way); the sink sees nothing
     until it says yes, then every byte."""
     name, body = biggest(sim)
     url = (await links(sim))[name]
-    sink = kind()
+    sink = Recorder()
     seen: list[int] = []
 
     async def slow(ans: Answer) -> bool:
@@ -144,30 +127,28 @@ async def test_a_bad_206_is_judged_and_none_of_its_body_is_written(
     assert sink.writes == 0
 
 
-@pytest.mark.parametrize("kind", SINKS)
 async def test_a_200_to_a_range_is_a_whole_answer_and_skips_to_the_sink(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
+    sim: Simulator, curl: CurlLoop
 ) -> None:
     """The server ignores Range: the answer says so, and a sink at byte N gets the bytes
     from N (the ones before are read past, not written)."""
     name, body = biggest(sim)
     url = (await links(sim))[name]
     sim.faults.ignore_range = True
-    sink = kind(1000, None)
+    sink = Recorder(1000, None)
     ans = await fetch_range(curl, url, Want(1000, None, None, None), sink, Policy(), take)
     assert ans.kind is Kind.WHOLE
     assert bytes(sink.data) == body[1000:]
 
 
-@pytest.mark.parametrize("kind", SINKS)
 async def test_reset_and_truncation_keep_what_came_and_raise(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
+    sim: Simulator, curl: CurlLoop
 ) -> None:
     name, body = biggest(sim)
     url = (await links(sim))[name]
     for fault in ("reset_after_bytes", "truncate_after_bytes"):
         setattr(sim.faults, fault, 300 * KIB)
-        sink = kind()
+        sink = Recorder()
         with pytest.raises(BodyIncomplete):
             await fetch_range(curl, url, Want(0, None, None, None), sink, Policy(), take)
         assert 0 < len(sink.data) <= 300 * KIB
@@ -207,14 +188,13 @@ async def test_a_slow_sink_is_no_stall(sim: Simulator) -> None:
     assert bytes(sink.data) == body[: 600 * KIB]
 
 
-@pytest.mark.parametrize("kind", SINKS)
 async def test_a_sink_done_with_its_range_ends_the_transfer_at_once(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
+    sim: Simulator, curl: CurlLoop
 ) -> None:
     name, body = biggest(sim)
     url = (await links(sim))[name]
     sim.faults.throttle_bps = 256 * KIB  # the whole file would take seconds
-    sink = kind()
+    sink = Recorder()
     sink.stop_after = 1  # the first write is the last it wants
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -248,16 +228,13 @@ async def test_a_cancelled_transfer_stops_at_once(sim: Simulator, curl: CurlLoop
     assert bytes(sink.data) == body
 
 
-@pytest.mark.parametrize("kind", SINKS)
-async def test_limit_rate_is_shared_by_concurrent_transfers(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
-) -> None:
+async def test_limit_rate_is_shared_by_concurrent_transfers(sim: Simulator, curl: CurlLoop) -> None:
     name, body = biggest(sim)
     url = (await links(sim))[name]
     limiter = RateLimiter(1024 * KIB)
     policy = Policy(limiter=limiter)
     size = 512 * KIB
-    sinks = [kind(i * size, (i + 1) * size) for i in range(3)]
+    sinks = [Recorder(i * size, (i + 1) * size) for i in range(3)]
     loop = asyncio.get_running_loop()
     began = loop.time()
     await asyncio.gather(
@@ -371,28 +348,23 @@ async def test_connect_failures_map_to_words(curl: CurlLoop) -> None:
     assert "connection refused" in str(info.value)
 
 
-@pytest.mark.parametrize("kind", SINKS)
 async def test_a_sink_that_fails_ends_the_transfer_with_its_error(
-    sim: Simulator, curl: CurlLoop, kind: type[Recorder]
+    sim: Simulator, curl: CurlLoop
 ) -> None:
-    """A disk error in the sink (raised from libcurl's callback or from the paused write)
-    is the transfer's error, not a network one; the connection is not drained."""
+    """A disk error in the sink's write is the transfer's error, not a network one; the
+    connection is not drained."""
     name, body = biggest(sim)
     url = (await links(sim))[name]
     sim.faults.throttle_bps = 512 * KIB
 
-    class Failing(kind):  # type: ignore[valid-type,misc]
-        def write_now(self, pos: int, data: memoryview) -> None:
-            raise StorageError("disk full", file=name)
-
+    class Failing(Recorder):
         async def write(self, pos: int, data: memoryview) -> None:
             raise StorageError("disk full", file=name)
 
-    sink = Failing()
-    if kind is Recorder:
-        del Failing.write_now
     with pytest.raises(StorageError):
-        await fetch_range(curl, url, Want(0, None, None, None), sink, Policy(write_age=0.1), take)
+        await fetch_range(
+            curl, url, Want(0, None, None, None), Failing(), Policy(write_age=0.1), take
+        )
     await asyncio.sleep(0.3)
     assert sim.stats.object_active == 0
     assert sim.stats.object_bytes_sent < len(body)
