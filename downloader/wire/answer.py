@@ -118,7 +118,7 @@ def classify(
 ) -> Answer:
     """Decide what an answer to ``request_headers(start, end, expect_etag)`` means. Pure.
 
-    ``headers`` is looked up case-insensitively (aiohttp's ``CIMultiDictProxy``)."""
+    ``headers`` is looked up case-insensitively (:class:`downloader.wire.curlget.Headers`)."""
     request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
     etag = headers.get("ETag")
     base = Answer(
