@@ -9,13 +9,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import logging
-import ssl as ssl_mod
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
 
 from downloader.disk import storage
 from downloader.disk.digest import crc64_hex
@@ -34,7 +31,7 @@ from downloader.errors import (
 from downloader.models import BackupFile, FileListing
 from downloader.progress import Reporter
 from downloader.results import SERVER_CHECKSUM, FileOutcome, failed_exit_code
-from downloader.wire.transfer import sent_trace
+from downloader.wire.curlmulti import CurlLoop, CurlSettings
 
 log = logging.getLogger("rds_backup.download")
 
@@ -95,7 +92,8 @@ class Selection:
 class TransportConfig:
     connect_timeout: float = 15.0
     stall_timeout: float = 30.0
-    ssl: ssl_mod.SSLContext | bool = True  # False only with --insecure-links
+    verify: bool = True  # False only with --insecure-links
+    ca_bundle: str | None = None  # PEM file of CAs to trust; None: the system's store
     expiry_margin: float = 60.0
 
 
@@ -159,31 +157,19 @@ class RunReport:
         }
 
 
-def make_session(
-    transport: TransportConfig, connections: int, *, shared: bool = False
-) -> aiohttp.ClientSession:
-    """The object-store session: no API credentials, no compression, one pool.
-
-    ``shared``: for runs at once on one pool, whose connections may wait for a free one;
-    only the connecting itself is then timed, not that wait."""
-    connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=0, ssl=transport.ssl, enable_cleanup_closed=True
-    )
-    limit = transport.connect_timeout
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        connect=None if shared else limit,
-        sock_connect=limit if shared else None,
-        sock_read=transport.stall_timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        skip_auto_headers=("Accept-Encoding",),
-        read_bufsize=256 * 1024,  # aiohttp buffers up to twice this per connection
-        headers={"User-Agent": "rds-backup"},
-        trace_configs=[sent_trace()],  # starts each answer's header deadline
+def make_session(transport: TransportConfig, connections: int) -> CurlLoop:
+    """The object store's connections (an async context manager): one libcurl multi, no
+    API credentials, no compression, at most ``connections`` at once. Runs at once may
+    share it (a chain's backups, a fleet's instances): a transfer waiting for a free
+    connection is not timed, only the connecting itself and the silences after it."""
+    return CurlLoop(
+        CurlSettings(
+            connect_timeout=transport.connect_timeout,
+            stall_timeout=transport.stall_timeout,
+            verify=transport.verify,
+            ca_bundle=transport.ca_bundle,
+        ),
+        connections,
     )
 
 
@@ -197,13 +183,13 @@ async def run_download(
     reporter: Reporter,
     wait_lock: bool = False,
     engine_name: str | None = None,
-    session: aiohttp.ClientSession | None = None,
+    session: CurlLoop | None = None,
 ) -> RunReport:
     """Fetch ``listing``'s selected files into ``config.out_dir`` under its lock.
 
     ``session``, when given, is shared with other runs (a chain's backups, a fleet's
-    instances): its connector's limit is then the one connection budget of them all, and
-    it stays open. Otherwise the run opens its own.
+    instances): its limit is then the one connection budget of them all, and it stays
+    open. Otherwise the run opens its own.
     """
     started = time.monotonic()
     files = selection.apply(listing.files)

@@ -183,8 +183,9 @@ class ResponseFormatError(ApiError):
 class NetworkError(RdsBackupError):
     """An HTTP exchange that failed below HTTP: no answer, or an answer cut short.
 
-    Raised by :func:`downloader.wire.netmap.network_errors`, the one place where aiohttp's
-    exceptions become ours. ``what`` names the failure in a few words for logs and retries.
+    Raised through :mod:`downloader.wire.netmap`, the one place where libcurl's error codes
+    (object data) and aiohttp's exceptions (the API) become ours. ``what`` names the
+    failure in a few words for logs and retries.
     """
 
     retryable = True

@@ -6,10 +6,11 @@ writes: files, manifest, its own ``.rds-backup/`` journal), the chain's manifest
 state folder ``.rds-backup/`` holding the run's lock and a note of which chain the folder is
 for (so that neither a plain download nor another chain mixes in before the manifest exists).
 
-The backups share one aiohttp session, whose connector's limit is the chain's one connection
-budget. Several backups run at once (``at_once``): a chain is mostly many small incremental
-backups, where each backup's fixed costs (its API call for links, its lock, journal and
-manifest fsyncs) would otherwise run one after another while the connection budget idles;
+The backups share one set of object-store connections (a libcurl multi), whose limit is the
+chain's one connection budget. Several backups run at once (``at_once``): a chain is mostly
+many small incremental backups, where each backup's fixed costs (its API call for links,
+its lock, journal and manifest fsyncs) would otherwise run one after another while the
+connection budget idles;
 with ``--limit-rate`` they run one at a time, so that the rate caps the whole run.
 """
 
@@ -259,8 +260,8 @@ async def _run_links(
             )
             return LinkRun(link, report)
 
-    # One connector for every backup: its limit is the chain's one connection budget.
-    async with make_session(transport, config.connections, shared=True) as session:
+    # One multi for every backup: its limit is the chain's one connection budget.
+    async with make_session(transport, config.connections) as session:
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(one(link)) for link in chain.links]

@@ -143,7 +143,7 @@ def cat(
     )
     transport = TransportConfig(
         stall_timeout=stall_timeout,
-        ssl=api.ssl_context() or True,
+        ca_bundle=api.ca_bundle,
         expiry_margin=expiry_margin,
     )
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=30.0)

@@ -401,7 +401,8 @@ def transfer_configs(
     transport = TransportConfig(
         connect_timeout=params["connect_timeout"],
         stall_timeout=params["stall_timeout"],
-        ssl=False if insecure else (api.ssl_context() or True),
+        verify=not insecure,
+        ca_bundle=api.ca_bundle,
         expiry_margin=params["expiry_margin"],
     )
     return engine, transport

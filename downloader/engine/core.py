@@ -1,7 +1,8 @@
 """One download run: triage -> a TaskGroup of connection workers -> settle each file.
 
 The engine receives the files to fetch (already resolved and selected), a resolver that
-keeps their links fresh, an aiohttp session and a reporter, and orchestrates the parts:
+keeps their links fresh, the run's connections (a libcurl multi) and a reporter, and
+orchestrates the parts:
 :mod:`~downloader.engine.resume` decides what each file needs; the
 :class:`~downloader.scheduler.Scheduler` hands each idle connection its next range;
 :class:`~downloader.fetcher.RangeFetcher` carries a range to its end;
@@ -21,8 +22,6 @@ import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import aiohttp
-
 from downloader.disk import storage
 from downloader.disk.journal.store import Journal
 from downloader.disk.journal.writer import JournalWriter
@@ -39,8 +38,10 @@ from downloader.models import BackupFile
 from downloader.progress import Reporter
 from downloader.ranges import default_chunk_size, split
 from downloader.results import FileOutcome, RunStats
+from downloader.wire.curlget import fetch_range
+from downloader.wire.curlmulti import CurlLoop
 from downloader.wire.ratelimit import RateLimiter
-from downloader.wire.transfer import Policy, Transfer, fetch_range
+from downloader.wire.transfer import Policy, Transfer
 
 # Part-file writes go through threads of their own, apart from fsyncs and journal saves.
 # Few: concurrent writes to one file queue on its inode lock, and in a VM a writer that
@@ -57,7 +58,7 @@ class Engine:
         files: Sequence[BackupFile],
         *,
         resolver: LinkResolver,
-        session: aiohttp.ClientSession,
+        session: CurlLoop,
         reporter: Reporter,
         journal: Journal,
         clock: Callable[[], float] = time.monotonic,

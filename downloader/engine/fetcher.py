@@ -16,9 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
-
-import aiohttp
-from yarl import URL
+from urllib.parse import urlsplit
 
 from downloader.engine.resolver import Link, LinkResolver
 from downloader.engine.scheduler import PlanFile, Scheduler, Slot
@@ -35,10 +33,12 @@ from downloader.progress import Reporter
 from downloader.ranges import RangeSet
 from downloader.results import RunStats
 from downloader.wire.answer import Answer, Kind
+from downloader.wire.curlget import fetch_range
+from downloader.wire.curlmulti import CurlLoop
 from downloader.wire.linkcheck import link_problem
 from downloader.wire.retry import Backoff
 from downloader.wire.sink import Sink
-from downloader.wire.transfer import Policy, Transfer, Want, fetch_range
+from downloader.wire.transfer import Policy, Transfer, Want
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -72,7 +72,7 @@ class Wire:
     """What every range of a run shares on the way in."""
 
     sched: Scheduler
-    session: aiohttp.ClientSession
+    session: CurlLoop  # the run's connections
     resolver: LinkResolver
     reporter: Reporter
     stats: RunStats
@@ -95,7 +95,7 @@ class RangeFetcher(Generic[J]):
         # the per-read timeout alone would wait for ever.
         session = ctx.session
         self.headers_within = (
-            session.timeout.sock_read if isinstance(session, aiohttp.ClientSession) else None
+            session.settings.stall_timeout if isinstance(session, CurlLoop) else None
         )
 
     async def run(self, job: J, slot: Slot) -> None:
@@ -343,7 +343,7 @@ def _tls_error(name: str, url: str, exc: TlsFailed) -> TransferError:
     cannot match the object store's wildcard certificate (Huawei's RDS guide tells users of
     wget to turn verification off for exactly this reason).
     """
-    host = URL(url, encoded=True).host or "?"
+    host = urlsplit(url).hostname or "?"
     bucket = host.split(".obs.", 1)[0] if ".obs." in host else ""
     hint = (
         f" (the bucket name {bucket!r} has dots, which wildcard certificates do not match)"

@@ -103,7 +103,7 @@ class PartFileSink(SlotSink):
 
     async def __aenter__(self) -> PartFileSink:
         """Open the part file before the request goes out, when it exists: the first bytes
-        then land at once instead of waiting in aiohttp's buffer for an open and a seek
+        then land at once instead of waiting paused in libcurl for an open and a seek
         (while every connection's bytes wait the same way: peak memory at 32 connections
         grows by megabytes)."""
         if self.slot.file.size is not None:

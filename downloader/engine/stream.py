@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-import aiohttp
-
 from downloader.disk.hashing import Digests, etag_md5
 from downloader.engine.fetcher import RangeFetcher, Wire
 from downloader.engine.governor import govern
@@ -41,9 +39,11 @@ from downloader.progress import Reporter
 from downloader.ranges import MIB, RangeSet, kb_size_matches, split
 from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, RunStats
 from downloader.wire.answer import Answer
+from downloader.wire.curlget import fetch_range
+from downloader.wire.curlmulti import CurlLoop
 from downloader.wire.ratelimit import RateLimiter
 from downloader.wire.retry import Backoff
-from downloader.wire.transfer import READ_SIZE, Policy, Transfer, fetch_range
+from downloader.wire.transfer import STREAM_WRITE_SIZE, Policy, Transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,7 @@ async def stream_file(
     *,
     out_fd: int,
     resolver: LinkResolver,
-    session: aiohttp.ClientSession,
+    session: CurlLoop,
     reporter: Reporter,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -216,7 +216,7 @@ async def stream_file(
     limiter = RateLimiter(cfg.limit_rate) if cfg.limit_rate else None
     # Bytes go from the connection's buffer straight into the window's ring: a smaller
     # buffer than a download's keeps what is in flight outside the window small.
-    fetcher = StreamFetcher(wire, Policy(write_size=READ_SIZE, limiter=limiter), transfer)
+    fetcher = StreamFetcher(wire, Policy(write_size=STREAM_WRITE_SIZE, limiter=limiter), transfer)
     digests = Digests.for_file(sha256=False, md5=False)
     md5_wanted = cfg.check_md5 and cfg.offset == 0
     written = 0

@@ -6,11 +6,11 @@ run_download`, exactly as ``download`` writes a folder. A folder already complet
 without asking the API for its links. Then, only if all of that instance's backups are in
 place, retention removes its complete folders beyond the newest N.
 
-All instances share one API client (so one budget of API calls per minute) and one HTTP
-session whose connector limit is ``--max-connections``: one connection budget for the
-fleet, split evenly between the instances running at once (``--limit-rate`` too), so no
-run waits for a connection another holds. An error of one instance is recorded in its
-result and never stops the others.
+All instances share one API client (so one budget of API calls per minute) and one set of
+object-store connections (a libcurl multi) limited to ``--max-connections``: one
+connection budget for the fleet, split evenly between the instances running at once
+(``--limit-rate`` too), so no run waits for a connection another holds. An error of one
+instance is recorded in its result and never stops the others.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-
-import aiohttp
 
 from downloader.api.client import RdsClient
 from downloader.disk import storage
@@ -54,6 +52,7 @@ from downloader.sync.plan import (
     skip_reason,
 )
 from downloader.sync.report import BackupResult, InstanceResult, SyncReport
+from downloader.wire.curlmulti import CurlLoop
 
 __all__ = ["SyncConfig", "run_sync"]
 
@@ -200,7 +199,7 @@ class _Syncer:
         config: SyncConfig,
         client: RdsClient,
         report: SyncReport,
-        session: aiohttp.ClientSession | None,
+        session: CurlLoop | None,
     ) -> None:
         self.cfg = config
         self.client = client

@@ -1,6 +1,6 @@
 """What one ranged GET sends and what its answer means. Pure: no I/O.
 
-What is sent: the presigned link byte for byte (``yarl.URL(..., encoded=True)``; yarl would
+What is sent: the presigned link byte for byte (libcurl with ``PATH_AS_IS``; yarl would
 otherwise turn ``%2F`` in the signature into ``/``), GET only (the method is signed: HEAD
 fails), ``Range``, ``If-Match`` and ``Accept-Encoding: identity``, and nothing the
 signature covers (``Content-Type``, ``Content-MD5``, ``x-obs-*``) nor the API's own
@@ -120,7 +120,7 @@ def classify(
 ) -> Answer:
     """Decide what an answer to ``request_headers(start, end, expect_etag)`` means. Pure.
 
-    ``headers`` is looked up case-insensitively (aiohttp's ``CIMultiDictProxy``)."""
+    ``headers`` is looked up case-insensitively (:class:`downloader.wire.curlget.Headers`)."""
     request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
     etag = headers.get("ETag")
     base = Answer(

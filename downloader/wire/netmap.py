@@ -1,10 +1,12 @@
-"""The one place where aiohttp's exceptions become rds-backup's (as httpx's
-``map_httpcore_exceptions`` does): every HTTP exchange, with the object store, the RDS API
-or IAM, runs inside :func:`network_errors`, and callers above it catch only
+"""The one place where a transport's errors become rds-backup's (as httpx's
+``map_httpcore_exceptions`` does): libcurl's error codes on the object store's data path
+(:func:`curl_error`), aiohttp's exceptions on the RDS API's and IAM's (every exchange runs
+inside :func:`network_errors`). Callers above either catch only
 :class:`~downloader.errors.NetworkError` and its leaves.
 
 Most specific first: aiohttp's TLS errors are also connection errors, and its
-``ServerTimeoutError`` is both a timeout and a disconnection.
+``ServerTimeoutError`` is both a timeout and a disconnection. aiohttp is imported by the
+API's modules, not by this one's data path: a download from saved links never loads it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import aiohttp
+from functools import cache
+from typing import Any
 
 from downloader.errors import (
     BodyIncomplete,
@@ -25,33 +27,97 @@ from downloader.errors import (
     TlsFailed,
 )
 
-# What may escape an aiohttp call before translation (for code that must act, e.g. keep the
-# bytes already received, and then re-raise into network_errors).
-FOREIGN: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, ConnectionError)
 
-_MAP: tuple[tuple[type[BaseException], type[NetworkError], str], ...] = (
-    (aiohttp.ClientSSLError, TlsFailed, "TLS failure"),
-    (aiohttp.ServerTimeoutError, NetworkTimeout, "timed out"),
-    (TimeoutError, NetworkTimeout, "timed out"),
-    (aiohttp.ClientConnectorError, ConnectFailed, "cannot connect"),
-    (aiohttp.ClientPayloadError, BodyIncomplete, "body cut short"),
-    (aiohttp.ServerDisconnectedError, BodyIncomplete, "server disconnected"),
-    (aiohttp.ClientError, NetworkError, "HTTP client error"),
-    (ConnectionError, ConnectFailed, "connection lost"),
-)
+class CurlFailure(Exception):
+    """What libcurl said about a transfer that failed: the cause chained to ours."""
 
-# Failures before any request left this machine: DNS, a refused connection, the TLS
-# handshake, a connect timeout (aiohttp >= 3.10 tells that one from a read timeout).
-_NOT_CONNECTED: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,
-    *((aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()),
-)
+    def __init__(self, code: int, message: str, os_errno: int = 0) -> None:
+        super().__init__(f"libcurl error {code}: {message}")
+        self.code = code
+        self.message = message
+        self.os_errno = os_errno
+
+
+# libcurl's codes (curl/curl.h, stable numbers) -> ours. Not listed: a NetworkError.
+_CURL_TLS = {35, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98}
+_CURL_MAP: dict[int, tuple[type[NetworkError], str, str]] = {
+    5: (ConnectFailed, "cannot connect", "proxy name not found"),
+    6: (ConnectFailed, "cannot connect", "DNS name not found"),
+    7: (ConnectFailed, "cannot connect", "could not connect"),
+    28: (NetworkTimeout, "timed out", "timed out"),
+    18: (BodyIncomplete, "body cut short", "body cut short"),
+    52: (BodyIncomplete, "server disconnected", "empty reply"),
+    55: (BodyIncomplete, "server disconnected", "send failed"),
+    56: (BodyIncomplete, "server disconnected", "receive failed"),
+    92: (BodyIncomplete, "server disconnected", "HTTP/2 stream error"),
+}
+
+
+def curl_error(failure: CurlFailure, where: str) -> NetworkError:
+    """Ours for a libcurl failure (``raise curl_error(f, where) from f``).
+
+    A TLS failure on the handshake is a :class:`~downloader.errors.TlsFailed` only when it
+    is about certificates (a reset during the handshake is the network's, and retried);
+    ``what`` is a few words, as a retry line shows them.
+    """
+    code = failure.code
+    if code in _CURL_TLS and (code != 35 or _about_certificates(failure.message)):
+        what = _short(failure.message) or f"libcurl error {code}"
+        return TlsFailed(f"{where}: TLS failure ({what})", what=what)
+    ours, words, what = _CURL_MAP.get(code, (NetworkError, "HTTP client error", ""))
+    if ours is ConnectFailed and failure.os_errno in _CONNECT_WORDS:
+        what = _CONNECT_WORDS[failure.os_errno]
+    what = what or _short(failure.message) or f"libcurl error {code}"
+    return ours(f"{where}: {words} ({what})", what=what)
+
+
+def _about_certificates(message: str) -> bool:
+    return any(w in message.lower() for w in ("certificate", "verify", "alert", "issuer"))
+
+
+def _short(message: str) -> str:
+    """libcurl's message, printable ASCII and short (it may quote the server)."""
+    return re.sub(r"[^ -~]", "?", message.strip())[:120]
+
+
+@cache
+def _aiohttp() -> Any:
+    """aiohttp, loaded by the first API exchange's error (its callers have loaded it)."""
+    import aiohttp
+
+    return aiohttp
+
+
+@cache
+def _aiohttp_map() -> tuple[tuple[type[BaseException], type[NetworkError], str], ...]:
+    aiohttp = _aiohttp()
+    return (
+        (aiohttp.ClientSSLError, TlsFailed, "TLS failure"),
+        (aiohttp.ServerTimeoutError, NetworkTimeout, "timed out"),
+        (TimeoutError, NetworkTimeout, "timed out"),
+        (aiohttp.ClientConnectorError, ConnectFailed, "cannot connect"),
+        (aiohttp.ClientPayloadError, BodyIncomplete, "body cut short"),
+        (aiohttp.ServerDisconnectedError, BodyIncomplete, "server disconnected"),
+        (aiohttp.ClientError, NetworkError, "HTTP client error"),
+        (ConnectionError, ConnectFailed, "connection lost"),
+    )
+
+
+@cache
+def _not_connected() -> tuple[type[BaseException], ...]:
+    """Failures before any request left this machine: DNS, a refused connection, the TLS
+    handshake, a connect timeout (aiohttp >= 3.10 tells that one from a read timeout)."""
+    aiohttp = _aiohttp()
+    return (
+        aiohttp.ClientConnectorError,
+        *((aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()),
+    )
 
 
 def never_connected(error: BaseException | None) -> bool:
     """Whether ``error`` (raised by :func:`network_errors`) failed before a connection was
     made: then another address of the same service may answer, and nothing was sent."""
-    return isinstance(error, NetworkError) and isinstance(error.__cause__, _NOT_CONNECTED)
+    return isinstance(error, NetworkError) and isinstance(error.__cause__, _not_connected())
 
 
 # errno -> why no connection was made, in the words a user acts on.
@@ -89,7 +155,7 @@ def nobody_there(error: BaseException | None) -> bool:
     name does not exist in DNS or the connection was refused. On a first call that is a
     wrong endpoint, not a passing fault; a timeout may be either."""
     if not isinstance(error, ConnectFailed) or not isinstance(
-        error.__cause__, aiohttp.ClientConnectorError
+        error.__cause__, _aiohttp().ClientConnectorError
     ):
         return False
     return _connect_words(error.__cause__)[1]
@@ -109,10 +175,10 @@ def network_errors(where: str) -> Iterator[None]:
     except NetworkError:
         raise
     except Exception as exc:
-        for foreign, ours, words in _MAP:
+        for foreign, ours, words in _aiohttp_map():
             if isinstance(exc, foreign):
                 what = type(exc).__name__
-                if ours is ConnectFailed and isinstance(exc, aiohttp.ClientConnectorError):
+                if ours is ConnectFailed and isinstance(exc, _aiohttp().ClientConnectorError):
                     what = _connect_words(exc)[0]
                 raise ours(f"{where}: {words} ({what})", what=what) from exc
         raise

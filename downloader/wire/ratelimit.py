@@ -52,11 +52,19 @@ class RateLimiter:
 
     async def take(self, n: int) -> None:
         async with self._lock:  # FIFO, so connections share the rate fairly
-            now = self._clock()
-            if self._stamp is not None:
-                refill = (now - self._stamp) * self.rate
-                self._tokens = min(self.capacity, self._tokens + refill)
-            self._stamp = now
-            self._tokens -= n
-            if self._tokens < 0:
-                await self._sleep(-self._tokens / self.rate)
+            wait = self.charge(n)
+            if wait > 0:
+                await self._sleep(wait)
+
+    def charge(self, n: int) -> float:
+        """Take ``n`` bytes' worth now; returns the seconds the caller must hold off before
+        it takes more (or returns). For callers that cannot await (libcurl's write
+        callback): the debt is shared, so connections that charge in turn queue as
+        :meth:`take`'s do."""
+        now = self._clock()
+        if self._stamp is not None:
+            refill = (now - self._stamp) * self.rate
+            self._tokens = min(self.capacity, self._tokens + refill)
+        self._stamp = now
+        self._tokens -= n
+        return -self._tokens / self.rate if self._tokens < 0 else 0.0

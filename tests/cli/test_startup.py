@@ -140,6 +140,8 @@ def test_links_file_download_makes_no_api_client_and_no_bars(
     assert not names & set(API_CLIENT), names & set(API_CLIENT)
     assert "tqdm" not in names
     assert not names & set(OTHER_COMMANDS)
+    # The object bytes travel through libcurl: aiohttp is the API's and the simulator's.
+    assert "aiohttp" not in names and "pycurl" in names
     assert json.loads((out / MANIFEST_NAME).read_text())["backup_id"] == MYSQL_MANY
     for f in sim_thread.backups[MYSQL_MANY].files:
         assert (out / f.name).read_bytes() == sim_thread.expected_bytes(MYSQL_MANY, f.name)

@@ -717,8 +717,8 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
     cert = ca.issue_cert("*.obs.sim.example")  # not 127.0.0.1
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
     sim = Simulator()
     await sim.start(ssl_context=server_ctx)
     try:
@@ -729,7 +729,7 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
             MYSQL_FULL,
             tmp_path / "a",
             links=listing,
-            transport=TransportConfig(ssl=client_ctx),
+            transport=TransportConfig(ca_bundle=str(ca_file)),
         )
         assert report.exit_code == 1
         detail = report.failed[0].detail or ""
@@ -737,7 +737,7 @@ async def test_tls_mismatch_on_links_is_explained_not_bypassed(tmp_path: Path) -
         assert "--insecure-links" in detail
         assert report.retries == 0  # not retried: it cannot get better
         report = await run(
-            sim, MYSQL_FULL, tmp_path / "b", links=listing, transport=TransportConfig(ssl=False)
+            sim, MYSQL_FULL, tmp_path / "b", links=listing, transport=TransportConfig(verify=False)
         )
         assert report.exit_code == 0
         assert_exact(sim, MYSQL_FULL, tmp_path / "b")
