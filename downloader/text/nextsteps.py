@@ -24,6 +24,7 @@ Kind = Literal[
     "mysql_full",
     "mysql_binlog",
     "pg_full",
+    "pg_full_wal",
     "pg_wal",
     "mssql_full",
     "mssql_log",
@@ -37,6 +38,9 @@ PG_WAL_DIR = "/var/lib/pgsql/wal_archive"
 _WAL_RE = re.compile(r"^[0-9A-F]{24}(\.partial|\.backup|\.gz|\.zst|\.lz4|\.bz2)*$", re.I)
 _BINLOG_RE = re.compile(r"(binlog|bin-log|-bin\.\d+|\.\d{6}($|\.))", re.I)
 _TAR_RE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz|tar\.zst)$", re.I)
+# A full backup's WAL archive (the segments written while the base was copied), beside its
+# base archive: ``..._wal_<time>.tar.gz`` (RDS), ``pg_wal.tar.gz`` (pg_basebackup).
+_PG_WAL_TAR_RE = re.compile(r"(^|[_.-])(pg_)?(wal|xlog)([_.-]|$)", re.I)
 _MSSQL_LOG_RE = re.compile(r"(\.trn$|_log[._]|log_|incr)", re.I)
 
 
@@ -60,7 +64,9 @@ def _kind(name: str, family: Family | None) -> Kind:
     if family == "mysql":
         return "mysql_full" if is_qp else "mysql_binlog"
     if family == "postgresql":
-        return "pg_full" if _TAR_RE.search(n) else "pg_wal"
+        if not _TAR_RE.search(n):
+            return "pg_wal"
+        return "pg_full_wal" if _PG_WAL_TAR_RE.search(posixpath.basename(n)) else "pg_full"
     if family == "sqlserver":
         return "mssql_log" if _MSSQL_LOG_RE.search(n) else "mssql_full"
     # Unknown engine: guess from the name alone.
@@ -71,7 +77,7 @@ def _kind(name: str, family: Family | None) -> Kind:
     if n.endswith(".trn"):
         return "mssql_log"
     if _TAR_RE.search(n):
-        return "pg_full"
+        return "pg_full_wal" if _PG_WAL_TAR_RE.search(posixpath.basename(n)) else "pg_full"
     if _WAL_RE.match(posixpath.basename(name)):
         return "pg_wal"
     if _BINLOG_RE.search(n):
@@ -151,25 +157,38 @@ def _mysql_binlogs(paths: Sequence[str]) -> list[str]:
     ]
 
 
-def _pg_full(path: str) -> list[str]:
-    return [
-        f"PostgreSQL full backup {path}: with PostgreSQL stopped, extract it into an empty data "
-        "directory (same PostgreSQL version as the instance):",
-        f"  mkdir -m 700 -p {PG_DIR} && tar -xf {_sh(path)} -C {PG_DIR}",
-        f"  chown -R postgres:postgres {PG_DIR}",
-        "  keep your own postgresql.conf/pg_hba.conf (drop RDS-only settings), then: "
-        f"pg_ctl -D {PG_DIR} start",
+def _pg_full(bases: Sequence[str], wals: Sequence[str]) -> list[str]:
+    """The base archive goes into an empty data directory, the full backup's own WAL archive
+    into its ``pg_wal`` (the segments the base needs to start consistent)."""
+    lines = [
+        "PostgreSQL full backup: with PostgreSQL stopped (same major version as the "
+        "instance), extract the base archive into an empty data directory"
+        + (" and its WAL archive into that directory's pg_wal:" if wals else ":"),
+        f"  mkdir -m 700 -p {PG_DIR}",
     ]
+    lines += [f"  tar -xf {_sh(b)} -C {PG_DIR}" for b in bases]
+    if wals:
+        lines.append(f"  mkdir -m 700 -p {PG_DIR}/pg_wal")
+        lines += [f"  tar -xf {_sh(w)} -C {PG_DIR}/pg_wal" for w in wals]
+    lines += [
+        f"  chown -R postgres:postgres {PG_DIR}",
+        "Keep your own postgresql.conf and pg_hba.conf (drop RDS-only settings), then start it:",
+        f"  pg_ctl -D {PG_DIR} start",
+    ]
+    return lines
 
 
 def _pg_wal(paths: Sequence[str]) -> list[str]:
     compressed = all(p.lower().endswith(".gz") for p in paths)
     restore = f"gunzip -c {PG_WAL_DIR}/%f.gz > %p" if compressed else f"cp {PG_WAL_DIR}/%f %p"
     return [
-        "PostgreSQL WAL/incremental files: replay them on top of the restored full backup:",
+        "PostgreSQL WAL (incremental) files: with the full backup restored and PostgreSQL "
+        "stopped, archive them and let recovery replay them (add recovery_target_time = "
+        "'...' to stop at a moment):",
         f"  mkdir -p {PG_WAL_DIR} && cp {_glob(paths)} {PG_WAL_DIR}/",
-        f"  postgresql.conf: restore_command = '{restore}'  (optional recovery_target_time)",
-        f"  touch {PG_DIR}/recovery.signal, then start PostgreSQL (it replays and promotes)",
+        f"  echo \"restore_command = '{restore}'\" >> {PG_DIR}/postgresql.auto.conf",
+        f"  touch {PG_DIR}/recovery.signal",
+        f"  pg_ctl -D {PG_DIR} start",
     ]
 
 
@@ -208,6 +227,7 @@ _LABELS: dict[Kind, str] = {
     "mysql_full": "MySQL full backup",
     "mysql_binlog": "MySQL binlog",
     "pg_full": "PostgreSQL full backup",
+    "pg_full_wal": "PostgreSQL full backup",  # the base's own WAL: one with it
     "pg_wal": "PostgreSQL WAL",
     "mssql_full": "SQL Server",
     "mssql_log": "SQL Server",
@@ -283,8 +303,11 @@ def next_steps(
         lines += _mysql_full([path(n) for n in groups["mysql_full"]])
     if "mysql_binlog" in groups:
         lines += _mysql_binlogs([path(n) for n in groups["mysql_binlog"]])
-    for name in groups.get("pg_full", []):
-        lines += _pg_full(path(name))
+    if "pg_full" in groups or "pg_full_wal" in groups:
+        lines += _pg_full(
+            [path(n) for n in groups.get("pg_full", [])],
+            [path(n) for n in groups.get("pg_full_wal", [])],
+        )
     if "pg_wal" in groups:
         lines += _pg_wal([path(n) for n in groups["pg_wal"]])
     if "mssql_full" in groups or "mssql_log" in groups:
@@ -373,8 +396,9 @@ def chain_steps(
         ]
     if family == "postgresql":
         lines = [head + "the incrementals (WAL) replayed up to it:"]
-        for path in fulls:
-            lines += _pg_full(path)[:3]
+        bases = [f for f in fulls if _kind(f, family) == "pg_full"]
+        wals = [f for f in fulls if _kind(f, family) == "pg_full_wal"]
+        lines += [*_pg_full(bases, wals)[1:-3], f"  chown -R postgres:postgres {PG_DIR}"]
         compressed = all(n.lower().endswith(".gz") for n in inc_names)
         restore = f"gunzip -c {PG_WAL_DIR}/%f.gz > %p" if compressed else f"cp {PG_WAL_DIR}/%f %p"
         return [

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,71 @@ def test_whole_sql_server_databases_are_not_partial() -> None:
     assert not one_db[0].startswith("Warning")
     half = next_steps("SQLServer", ["a_full.bak"], "/o", databases=dbs, backup_names=backup)
     assert half[0].startswith("Warning: partial selection (1 of 2 SQL Server files of database a)")
+
+
+def _run_printed(lines: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The printed command lines (indented two spaces), pasted into bash as a DBA would, with
+    the restore folders moved under ``tmp_path`` and stand-ins for chown and pg_ctl."""
+    from downloader.text import nextsteps
+
+    commands = [line[2:] for line in lines if line.startswith("  ")]
+    script = "\n".join(commands)
+    script = script.replace(nextsteps.PG_WAL_DIR, str(tmp_path / "walarchive"))
+    script = script.replace(nextsteps.PG_DIR, str(tmp_path / "pgdata"))
+    stand_ins = (
+        f'set -euo pipefail\nchown() {{ :; }}\npg_ctl() {{ echo "$@" > {tmp_path}/pg_ctl.args; }}\n'
+    )
+    return subprocess.run(
+        ["bash", "-c", stand_ins + script], capture_output=True, text=True, check=False
+    )
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_printed_postgresql_full_restore_runs(tmp_path: Path) -> None:
+    """The base archive lands in the data directory, the full's own WAL archive in its
+    pg_wal, and the server is started on that directory (the printed lines, run as is)."""
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    base = "edc_base_2024-05-20_14-00-00.tar.gz"
+    wal = "edc_wal_2024-05-20_14-00-00.tar.gz"
+    _tar_gz(dl / base, {"PG_VERSION": b"16\n", "backup_label": b"START WAL LOCATION\n"})
+    _tar_gz(dl / wal, {"000000010000000000000002": b"w" * 64})
+    lines = next_steps("PostgreSQL", [base, wal], str(dl))
+    result = _run_printed(lines, tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "pgdata"
+    assert (data / "PG_VERSION").read_bytes() == b"16\n"
+    assert (data / "pg_wal" / "000000010000000000000002").read_bytes() == b"w" * 64
+    assert not (data / "000000010000000000000002").exists()  # the WAL is not in the base
+    assert (tmp_path / "pg_ctl.args").read_text().split() == ["-D", str(data), "start"]
+    # Selecting only the base is warned about: its WAL archive restores with it.
+    assert "1 of 2" in next_steps("PostgreSQL", [base], str(dl), backup_names=[base, wal])[0]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_printed_postgresql_wal_replay_runs(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    names = ["000000010000000000000003.gz", "000000010000000000000004.gz"]
+    for n in names:
+        (dl / n).write_bytes(b"segment")
+    (tmp_path / "pgdata").mkdir()
+    result = _run_printed(next_steps("PostgreSQL", names, str(dl)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "walarchive").iterdir()) == names
+    conf = (tmp_path / "pgdata" / "postgresql.auto.conf").read_text()
+    assert f"restore_command = 'gunzip -c {tmp_path}/walarchive/%f.gz > %p'" in conf
+    assert (tmp_path / "pgdata" / "recovery.signal").exists()
+    assert (tmp_path / "pg_ctl.args").read_text().split() == [
+        "-D",
+        str(tmp_path / "pgdata"),
+        "start",
+    ]
