@@ -157,10 +157,13 @@ class RunReport:
         }
 
 
-def make_session(transport: TransportConfig, connections: int) -> CurlLoop:
+def make_session(
+    transport: TransportConfig, connections: int, *, limit_rate: int | None = None
+) -> CurlLoop:
     """The object store's connections (an async context manager): one libcurl multi, no
-    API credentials, no compression, at most ``connections`` at once. Runs at once may
-    share it (a chain's backups, a fleet's instances): a transfer waiting for a free
+    API credentials, no compression, at most ``connections`` at once, and at most
+    ``limit_rate`` bytes a second across them. Runs at once may share it (a chain's
+    backups, a fleet's instances), and so both budgets: a transfer waiting for a free
     connection is not timed, only the connecting itself and the silences after it."""
     return CurlLoop(
         CurlSettings(
@@ -170,6 +173,7 @@ def make_session(transport: TransportConfig, connections: int) -> CurlLoop:
             ca_bundle=transport.ca_bundle,
         ),
         connections,
+        limit_rate=limit_rate,
     )
 
 
@@ -227,7 +231,7 @@ async def run_download(
         async with contextlib.AsyncExitStack() as stack:
             if session is None:
                 session = await stack.enter_async_context(
-                    make_session(transport, config.connections)
+                    make_session(transport, config.connections, limit_rate=config.limit_rate)
                 )
             engine = Engine(
                 config,

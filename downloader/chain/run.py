@@ -261,7 +261,7 @@ async def _run_links(
             return LinkRun(link, report)
 
     # One multi for every backup: its limit is the chain's one connection budget.
-    async with make_session(transport, config.connections) as session:
+    async with make_session(transport, config.connections, limit_rate=config.limit_rate) as session:
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(one(link)) for link in chain.links]

@@ -122,7 +122,10 @@ class Engine:
         executor = concurrent.futures.ThreadPoolExecutor(
             WRITER_THREADS, thread_name_prefix="rds-backup-write"
         )
-        limiter = RateLimiter(cfg.limit_rate) if cfg.limit_rate else None
+        # The session's own bucket when it has one (shared by every run on it), else ours.
+        limiter = getattr(self.session, "limiter", None) or (
+            RateLimiter(cfg.limit_rate) if cfg.limit_rate else None
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 ctx = RunContext(

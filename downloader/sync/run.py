@@ -118,7 +118,9 @@ async def run_sync(config: SyncConfig, client: RdsClient) -> SyncReport:
     # Held by another run of this root (and shard): that run writes the metrics file.
     locks = await _lock_root(config)
     try:
-        async with make_session(config.transport, config.engine.connections) as session:
+        async with make_session(
+            config.transport, config.engine.connections, limit_rate=config.engine.limit_rate
+        ) as session:
             await _Syncer(config, client, report, session).run()
     except RdsBackupError as exc:
         report.error = exc
@@ -206,14 +208,12 @@ class _Syncer:
         self.report = report
         self.session = session
         self.statuses: dict[str, str] = {}  # as the instances list gives them
-        # Each instance running at once gets an even share of the fleet's budgets.
+        # Each instance running at once gets an even share of the fleet's connections; the
+        # rate is the whole run's, one bucket in the shared session that whatever instances
+        # run at a moment draw on.
         share = max(1, config.engine.connections // config.parallel)
-        rate = config.engine.limit_rate
         self.engine = replace(
-            config.engine,
-            connections=share,
-            per_file=min(config.engine.per_file, share),
-            limit_rate=None if rate is None else max(1, rate // config.parallel),
+            config.engine, connections=share, per_file=min(config.engine.per_file, share)
         )
 
     async def run(self) -> None:

@@ -25,6 +25,8 @@ from types import TracebackType
 
 import pycurl
 
+from downloader.wire.ratelimit import RateLimiter
+
 SWEEP = 1.0  # seconds between socket_all sweeps (tornado's force timeout)
 BUFFER_SIZE = 64 * 1024  # libcurl's receive buffer per handle: a TLS record is 16 KiB
 
@@ -60,8 +62,13 @@ class CurlLoop:
     takes it back for reuse (a reused handle keeps its TLS session and DNS caches).
     """
 
-    def __init__(self, settings: CurlSettings, connections: int) -> None:
+    def __init__(
+        self, settings: CurlSettings, connections: int, *, limit_rate: int | None = None
+    ) -> None:
         self.settings = settings
+        # --limit-rate is the run's, like its connections: every run sharing this loop (a
+        # chain's backups, a fleet's instances) draws on one bucket.
+        self.limiter = RateLimiter(limit_rate) if limit_rate else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
