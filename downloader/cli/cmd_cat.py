@@ -146,6 +146,7 @@ def cat(
         ca_bundle=api.ca_bundle,
         expiry_margin=expiry_margin,
     )
+    g = g.quiet_for(progress_mode)
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=30.0)
     if isinstance(reporter, TerminalReporter):
         configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)

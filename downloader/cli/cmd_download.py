@@ -215,6 +215,7 @@ def download(
     params = click.get_current_context().params
     base, transport = transfer_configs(output, api, params)
     selection = Selection(include, exclude, databases)
+    g = g.quiet_for(progress_mode)
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=progress_interval)
     if isinstance(reporter, TerminalReporter):
         configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)

@@ -211,6 +211,7 @@ def sync(
     if metrics_file is not None and not metrics_file.parent.is_dir():
         raise UsageError(f"--metrics-file {metrics_file}: its folder does not exist")
     engine, transport = transfer_configs(output, api, click.get_current_context().params)
+    g = g.quiet_for(progress_mode)
     config = SyncConfig(
         root=output,
         engine=engine,

@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from downloader.api.factory import ApiSettings
+from downloader.cli.logsetup import configure_logging
 
 from .paramtypes import ByteRate, ByteSize, CaBundle, FiniteFloatRange, MetricsPath, NonEmptyPath
 
@@ -56,6 +57,15 @@ class Globals:
     @property
     def log_level(self) -> str:
         return "debug" if self.debug else "info"
+
+    def quiet_for(self, progress_mode: str) -> Globals:
+        """``--progress quiet`` is ``--quiet`` for the run: errors only, nothing at all on
+        success (no INFO lines, no summary)."""
+        if self.quiet or progress_mode != "quiet":
+            return self
+        quiet = replace(self, quiet=True)
+        configure_logging(fmt=quiet.log_format, level=quiet.log_level, quiet=True)
+        return quiet
 
 
 # --------------------------------------------------------------------------- option bundles

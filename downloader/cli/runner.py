@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -92,23 +92,6 @@ def _fail(message: str, *, debug: bool = False) -> None:
         click.echo("\n".join(printable(line) for line in lines), err=True)
 
 
-def _misplaced_global(group: click.Group, exc: click.ClickException) -> str | None:
-    """What to say when a command is given an option of ``group`` (``download --quiet``):
-    where it goes, instead of "No such option"; None for any other error."""
-    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
-        return None
-    name = exc.option_name
-    for param in group.params:
-        if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts):
-            value = ""
-            if not param.is_flag:
-                choices = getattr(param.type, "choices", None)
-                value = " " + ("|".join(map(str, choices)) if choices else "VALUE")
-            command = exc.ctx.info_name or "COMMAND"
-            return f"{name} goes before the command: {PROG} {name}{value} {command} ..."
-    return None
-
-
 def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
     """Run ``group`` and say how the process should end (printing why, if it failed)."""
     try:
@@ -117,11 +100,7 @@ def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
         _fail("aborted")
         return Interrupted(signal.SIGINT).exit_code
     except click.ClickException as exc:
-        hint = _misplaced_global(group, exc)
-        if hint is None:
-            exc.show()
-        else:
-            _fail(hint)
+        exc.show()
         return exc.exit_code or UsageError.exit_code
     except RdsBackupError as exc:
         _fail(f"error: {REDACTOR.redact(str(exc))}", debug=debug)
@@ -136,8 +115,45 @@ def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
     return code if isinstance(code, int) else 0
 
 
+def hoist_globals(group: click.Group, argv: Sequence[str]) -> list[str]:
+    """``argv`` with the group's own options moved before the command wherever they stand
+    (``download -q ...``, ``sync ... --log-format json``), as rclone, aws and curl take
+    them anywhere; the options are still declared once, on the group. Nothing after ``--``
+    moves."""
+    flags: set[str] = set()
+    valued: set[str] = set()
+    for param in group.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            names = {*param.opts, *param.secondary_opts}
+            (flags if param.is_flag else valued).update(names)
+    args = list(argv)
+    at = 0  # the command's position
+    while at < len(args) and args[at].startswith("-") and args[at] != "--":
+        at += 2 if args[at] in valued else 1
+    if at >= len(args) or args[at] == "--":
+        return args
+    head, rest = args[: at + 1], args[at + 1 :]
+    moved: list[str] = []
+    kept: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            kept += rest[i:]
+            break
+        if arg in flags or (arg.split("=", 1)[0] in valued and "=" in arg):
+            moved.append(arg)
+        elif arg in valued and i + 1 < len(rest):
+            moved += rest[i : i + 2]
+            i += 1
+        else:
+            kept.append(arg)
+        i += 1
+    return [*head[:at], *moved, head[at], *kept]
+
+
 def run_cli(group: click.Group, argv: list[str] | None = None) -> NoReturn:
     """Run the command line and exit: the one place errors become words and exit codes."""
     tune_allocator()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    sys.exit(_exit_code(group, argv, debug))
+    args = hoist_globals(group, argv if argv is not None else sys.argv[1:])
+    sys.exit(_exit_code(group, args, "--debug" in args))

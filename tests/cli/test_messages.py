@@ -16,6 +16,7 @@ from test_cli import cli
 
 from downloader.sim import Simulator, SimulatorThread
 from downloader.sim.catalog import (
+    MYSQL_BINLOG,
     MYSQL_BUILDING,
     MYSQL_FAILED,
     MYSQL_FULL,
@@ -173,21 +174,39 @@ def test_an_endpoint_not_there_says_where_and_why_at_once(
 
 
 @pytest.mark.parametrize(
-    ("args", "says"),
+    ("argv", "hoisted"),
     [
-        (["download", "--quiet", MYSQL_FULL], "--quiet goes before the command: "
-         "rds-backup --quiet download ..."),
-        (["files", "-q", MYSQL_FULL], "-q goes before the command: rds-backup -q files ..."),
-        (["verify", "--log-format=json", "."], "--log-format goes before the command: "
-         "rds-backup --log-format text|json verify ..."),
-        (["backups", "--debug"], "--debug goes before the command: rds-backup --debug backups"),
+        (["download", "X", "-q"], ["-q", "download", "X"]),
+        (["sync", "--keep", "3", "--log-format", "json"],
+         ["--log-format", "json", "sync", "--keep", "3"]),
+        (["verify", "--log-format=json", "."], ["--log-format=json", "verify", "."]),
+        (["--debug", "files", "X", "--quiet"], ["--debug", "--quiet", "files", "X"]),
+        (["--log-format", "json", "backups"], ["--log-format", "json", "backups"]),
+        (["cat", "X", "--", "-q"], ["cat", "X", "--", "-q"]),  # after --: an argument
+        (["-q"], ["-q"]),
     ],
-    ids=["quiet", "short", "with-value", "debug"],
 )  # fmt: skip
-def test_a_global_option_after_the_command_says_where_it_goes(args: list[str], says: str) -> None:
-    err = one_line_error(cli(args, None), 2)
-    assert says in err
-    assert "No such option" not in err
+def test_global_options_after_the_command_move_before_it(
+    argv: list[str], hoisted: list[str]
+) -> None:
+    from downloader.cli import cli as group
+    from downloader.cli.runner import hoist_globals
+
+    assert hoist_globals(group, argv) == hoisted
+
+
+def test_quiet_after_the_command_prints_nothing_on_success(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """``-q`` anywhere, and ``--progress quiet``: errors only, nothing at all on success."""
+    for i, extra in enumerate((["-q"], ["--progress", "quiet"])):
+        out = tmp_path / str(i)
+        result = cli(["download", MYSQL_BINLOG, "-o", str(out), *extra], sim_thread)
+        assert result.returncode == 0, result.stderr
+        assert (result.stdout, result.stderr) == ("", "")
+        assert (out / "rds-backup-manifest.json").exists()
+    failed = cli(["files", "nosuchbackup", "-q"], sim_thread)
+    assert failed.returncode != 0 and failed.stderr.strip()  # errors still say why
 
 
 def test_other_unknown_options_keep_clicks_message() -> None:
