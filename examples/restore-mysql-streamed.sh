@@ -25,9 +25,16 @@ if [ -n "$(ls -A "$target")" ]; then
     exit 2
 fi
 
-# The backup's .qp files, by name (the listing comes from the RDS API).
+# The backup's .qp files, by name (the listing comes from the RDS API). The listing is
+# taken first, so that its exit status is checked (rds-backup has said why on stderr).
+status=0
+listing=$("$rds_backup" files "$backup_id" --json) || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "restore-mysql-streamed: cannot list the files of backup $backup_id (exit $status)" >&2
+    exit "$status"
+fi
 mapfile -t names < <(
-    "$rds_backup" files "$backup_id" --json |
+    printf '%s' "$listing" |
         python3 -c 'import json, sys; print("\n".join(f["name"] for f in json.load(sys.stdin)["files"] if f["name"].endswith(".qp")))'
 )
 if [ "${#names[@]}" -eq 0 ]; then

@@ -8,11 +8,13 @@ exits. Every code comes from an error class (``exit_code``) or from a run report
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -92,27 +94,79 @@ def _fail(message: str, *, debug: bool = False) -> None:
         click.echo("\n".join(printable(line) for line in lines), err=True)
 
 
-def _exit_code(group: click.Group, argv: list[str] | None, debug: bool) -> int:
+def _exit_code(group: click.Group, argv: list[str], debug: bool) -> int:
     """Run ``group`` and say how the process should end (printing why, if it failed)."""
+    failed = _Failure(argv)
     try:
         code = group.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.exceptions.Abort:  # click's word for Ctrl-C outside our event loop
-        _fail("aborted")
-        return Interrupted(signal.SIGINT).exit_code
+        return failed.say("Interrupted", "aborted", Interrupted(signal.SIGINT).exit_code)
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code or UsageError.exit_code
+        code = exc.exit_code or UsageError.exit_code
+        if not failed.structured:
+            exc.show()
+            return code
+        return failed.say("UsageError", exc.format_message(), code)
     except RdsBackupError as exc:
-        _fail(f"error: {REDACTOR.redact(str(exc))}", debug=debug)
-        return exc.exit_code
+        message = f"error: {REDACTOR.redact(str(exc))}"
+        request_id = getattr(exc, "request_id", None)
+        return failed.say(type(exc).__name__, message, exc.exit_code, request_id, debug=debug)
     except KeyboardInterrupt:
-        _fail("interrupted")
-        return Interrupted(signal.SIGINT).exit_code
+        return failed.say("Interrupted", "interrupted", Interrupted(signal.SIGINT).exit_code)
     except OSError as exc:
-        _fail(f"error: {REDACTOR.redact(str(exc))}")
-        return RdsBackupError.exit_code
+        message = f"error: {REDACTOR.redact(str(exc))}"
+        return failed.say(type(exc).__name__, message, RdsBackupError.exit_code)
     # A command's return value, or click's own exit code (0 after --help or --version).
     return code if isinstance(code, int) else 0
+
+
+class _Failure:
+    """How a run that failed before its command could report says so: one line on stderr;
+    with ``--json`` also one JSON object on stdout (what a script parses); with
+    ``--log-format json`` the stderr line is a JSON log record."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        args = list(argv[: argv.index("--")] if "--" in argv else argv)
+        self.as_json = "--json" in args
+        fmt = os.environ.get("RDS_BACKUP_LOG_FORMAT", "text")
+        for i, arg in enumerate(args):
+            if arg == "--log-format" and i + 1 < len(args):
+                fmt = args[i + 1]
+            elif arg.startswith("--log-format="):
+                fmt = arg.split("=", 1)[1]
+        self.json_logs = fmt == "json"
+
+    @property
+    def structured(self) -> bool:
+        return self.as_json or self.json_logs
+
+    def say(
+        self,
+        kind: str,
+        message: str,
+        exit_code: int,
+        request_id: str | None = None,
+        *,
+        debug: bool = False,
+    ) -> int:
+        error = {"kind": kind, "message": printable(message), "exit_code": exit_code}
+        if request_id:
+            error["request_id"] = request_id
+        if self.as_json:
+            click.echo(json.dumps({"ok": False, "exit_code": exit_code, "error": error}))
+        if self.json_logs:
+            record = {
+                "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "level": "error",
+                "logger": "rds_backup.cli",
+                "event": "fatal",
+                "msg": printable(message),
+                **{k: v for k, v in error.items() if k != "message"},
+            }
+            click.echo(json.dumps(record, ensure_ascii=True, separators=(",", ":")), err=True)
+        else:
+            _fail(message, debug=debug)
+        return exit_code
 
 
 def hoist_globals(group: click.Group, argv: Sequence[str]) -> list[str]:

@@ -821,3 +821,19 @@ def test_streamed_restore_stops_on_a_corrupt_stream(served: Served, tmp_path: Pa
     )
     assert done.returncode == 4
     assert "discard" in done.stderr
+
+
+def test_streamed_restore_of_an_unknown_backup_says_why_and_exits_with_its_code(
+    served: Served, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        ["bash", str(STREAMED), "nosuchbackup", str(tmp_path / "restore")],
+        env=streamed_env(served, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cannot list the files of backup nosuchbackup (exit 3)" in done.stderr

@@ -5,6 +5,7 @@ simulator."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -213,3 +214,23 @@ def test_other_unknown_options_keep_clicks_message() -> None:
     result = cli(["files", "--no-such-thing", MYSQL_FULL], None)
     assert result.returncode == 2
     assert "No such option '--no-such-thing'" in result.stderr
+
+
+def test_a_failed_run_with_json_prints_one_json_error(sim_thread: Simulator) -> None:
+    """A script reading --json gets an object even when the run fails before any work."""
+    result = cli(["download", "nosuchbackup", "-o", "/nonexistent/x", "--json"], sim_thread)
+    assert result.returncode == 3
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == 3
+    assert answer["error"]["exit_code"] == 3 and answer["error"]["kind"].endswith("Error")
+    assert "nosuchbackup" in answer["error"]["message"] or answer["error"]["message"]
+    assert result.stderr.strip()  # and the person at the terminal is still told
+    usage = cli(["files", "--json"], sim_thread)
+    assert usage.returncode == 2 and json.loads(usage.stdout)["error"]["kind"] == "UsageError"
+
+
+def test_the_fatal_line_is_a_json_record_with_json_logs(sim_thread: Simulator) -> None:
+    result = cli(["files", "nosuchbackup", "--log-format", "json"], sim_thread)
+    assert result.returncode == 3
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert record["level"] == "error" and record["exit_code"] == 3 and record["msg"]
