@@ -27,6 +27,7 @@ COMMANDS = {
     "download": "downloader.cli.cmd_download:download",
     "sync": "downloader.cli.cmd_sync:sync",
     "cat": "downloader.cli.cmd_cat:cat",
+    "instances": "downloader.cli.cmd_listing:instances",
     "files": "downloader.cli.cmd_listing:files",
     "backups": "downloader.cli.cmd_listing:backups",
     "verify": "downloader.cli.cmd_verify:verify",

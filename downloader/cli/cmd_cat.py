@@ -33,7 +33,7 @@ from .options import (
     split_option,
     stall_timeout_option,
 )
-from .paramtypes import ByteSize
+from .paramtypes import ByteSize, RdsId
 from .runner import run_async
 from .sections import API_OPTIONS, SectionedCommand
 
@@ -64,7 +64,7 @@ SECTIONS = (
 
 
 @click.command(cls=SectionedCommand, sections=SECTIONS)
-@click.argument("backup_id")
+@click.argument("backup_id", type=RdsId("backup"))
 @click.argument("name")
 @api_options
 @links_file_option

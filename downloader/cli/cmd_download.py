@@ -45,6 +45,7 @@ from .options import (
     transfer_configs,
     wait_lock_option,
 )
+from .paramtypes import RdsId
 from .render import finish_run
 from .runmetrics import records_run_metrics
 from .runner import run_async
@@ -84,7 +85,7 @@ SECTIONS = (
 
 
 @click.command(cls=SectionedCommand, sections=SECTIONS)
-@click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"))
+@click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"), type=RdsId("backup"))
 @output_folder_option("Output folder.")
 @api_options
 @links_file_option
@@ -94,6 +95,7 @@ SECTIONS = (
 @limit_rate_option
 @click.option(
     "--instance-id",
+    type=RdsId("instance"),
     show_envvar=True,
     help="The backup's instance: with --latest, whose newest backup to fetch; with "
     "BACKUP_ID, lets an error say a backup's status (FAILED, BUILDING) and what to take instead.",

@@ -1,4 +1,5 @@
-"""``rds-backup files`` and ``rds-backup backups``: what the API lists, without downloading."""
+"""``rds-backup instances``, ``backups`` and ``files``: what the API lists, without
+downloading. With ``--json`` each prints one object holding its list."""
 
 from __future__ import annotations
 
@@ -7,21 +8,22 @@ from datetime import datetime
 import click
 
 from downloader.api.factory import ApiSettings, open_client
-from downloader.models import Backup, FileListing
+from downloader.models import Backup, FileListing, Instance
 from downloader.text.fmt import format_size
 
 from .chain_cmd import check_chain_options, show_chain, to_time_option
 from .options import api_options, output_options
+from .paramtypes import RdsId
 from .render import echo_json, echo_table, iso_time
 from .runner import run_async
 
-__all__ = ["backups", "files"]
+__all__ = ["backups", "files", "instances"]
 
 BACKUP_TYPES = ("auto", "manual", "incremental", "fragment")
 
 
 @click.command()
-@click.argument("backup_id")
+@click.argument("backup_id", type=RdsId("backup"))
 @api_options
 @output_options
 def files(backup_id: str, as_json: bool, api: ApiSettings) -> None:
@@ -64,7 +66,13 @@ def files(backup_id: str, as_json: bool, api: ApiSettings) -> None:
 
 
 @click.command()
-@click.option("--instance-id", required=True, show_envvar=True, help="RDS instance id.")
+@click.option(
+    "--instance-id",
+    type=RdsId("instance"),
+    required=True,
+    show_envvar=True,
+    help="RDS instance id (rds-backup instances lists them).",
+)
 @click.option(
     "--backup-type",
     type=click.Choice(list(BACKUP_TYPES)),
@@ -103,24 +111,23 @@ def backups(
     found = [b for b in run_async(main) if status is None or b.status.upper() == status]
     found.sort(key=lambda b: b.end_time.timestamp() if b.end_time else 0.0, reverse=True)
     if as_json:
-        echo_json(
-            [
-                {
-                    "id": b.id,
-                    "name": b.name,
-                    "instance_id": b.instance_id,
-                    "type": b.type,
-                    "status": b.status,
-                    "size_kb": b.size_kb,
-                    "engine": b.engine,
-                    "engine_version": b.engine_version,
-                    "begin_time": iso_time(b.begin_time),
-                    "end_time": iso_time(b.end_time),
-                    "databases": list(b.databases),
-                }
-                for b in found
-            ]
-        )
+        rows = [
+            {
+                "id": b.id,
+                "name": b.name,
+                "instance_id": b.instance_id,
+                "type": b.type,
+                "status": b.status,
+                "size_kb": b.size_kb,
+                "engine": b.engine,
+                "engine_version": b.engine_version,
+                "begin_time": iso_time(b.begin_time),
+                "end_time": iso_time(b.end_time),
+                "databases": list(b.databases),
+            }
+            for b in found
+        ]
+        echo_json({"instance_id": instance_id, "backups": rows})
         return
     echo_table(
         ("ID", "TYPE", "STATUS", "ENGINE", "SIZE", "BEGIN", "END"),
@@ -135,5 +142,40 @@ def backups(
                 iso_time(b.end_time, "-"),
             )
             for b in found
+        ),
+    )
+
+
+@click.command()
+@api_options
+@output_options
+def instances(as_json: bool, api: ApiSettings) -> None:
+    """List the project's RDS instances (id, name, engine, version, status, type): the ids
+    that --instance-id, backups and sync take."""
+
+    async def main() -> list[Instance]:
+        async with open_client(api) as client:
+            return await client.list_instances()
+
+    found = sorted(run_async(main), key=lambda i: (i.name, i.id))
+    if as_json:
+        rows = [
+            {
+                "id": i.id,
+                "name": i.name,
+                "engine": i.engine,
+                "engine_version": i.engine_version,
+                "status": i.status,
+                "type": i.type,
+            }
+            for i in found
+        ]
+        echo_json({"instances": rows})
+        return
+    echo_table(
+        ("ID", "NAME", "ENGINE", "STATUS", "TYPE"),
+        (
+            (i.id, i.name, f"{i.engine or '-'} {i.engine_version or ''}".strip(), i.status, i.type)
+            for i in found
         ),
     )

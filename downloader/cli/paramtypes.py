@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,22 @@ from downloader.api.factory import load_ca_bundle
 from downloader.errors import UsageError
 from downloader.text.fmt import parse_size
 
-__all__ = ["GIB", "ByteRate", "ByteSize", "CaBundle", "FiniteFloatRange", "NonEmptyPath"]
+__all__ = [
+    "GIB",
+    "ByteRate",
+    "ByteSize",
+    "CaBundle",
+    "FiniteFloatRange",
+    "NonEmptyPath",
+    "RdsId",
+]
 
 if TYPE_CHECKING:
     _IntType = click.ParamType[int]  # generic in newer click releases only
+    _StrType = click.ParamType[str]
 else:
     _IntType = click.ParamType
+    _StrType = click.ParamType
 
 
 GIB = 1024**3
@@ -148,3 +159,50 @@ class CaBundle(NonEmptyPath):
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
         return path
+
+
+# RDS ids are 32 hex digits and a suffix naming what they are: ``in01``..``in04`` an
+# instance (by engine), ``br01``.. a backup (the console and the API show both).
+_INSTANCE_ID = re.compile(r"^[0-9a-f]{32}in\d\d$")
+_BACKUP_ID = re.compile(r"^[0-9a-f]{32}br\d\d$")
+
+
+class RdsId(_StrType):
+    """One RDS id of a ``kind`` ("backup" or "instance"), refused in words when it is two
+    ids in one value (``a,b``, ``a b``) or an id of the other kind, naming where it came
+    from (the argument, the option, or its ``RDS_BACKUP_*`` variable)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = f"{kind} id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        where = _source(param, ctx)
+        if len(text.replace(",", " ").split()) > 1:
+            self.fail(f"{where} holds more than one id ({text[:80]!r}): give one", param, ctx)
+        other = _BACKUP_ID if self.kind == "instance" else _INSTANCE_ID
+        if other.match(text):
+            what = "a backup" if self.kind == "instance" else "an instance"
+            hint = (
+                "give it as --instance-id, and the backup's id here (rds-backup backups "
+                "--instance-id ID lists them)"
+                if self.kind == "backup"
+                else "rds-backup instances lists the instance ids"
+            )
+            mine = "an instance" if self.kind == "instance" else "a backup"
+            self.fail(f"{where} is {what} id, not {mine} id: {hint}", param, ctx)
+        return text
+
+
+def _source(param: click.Parameter | None, ctx: click.Context | None) -> str:
+    """Where a parameter's value came from, in the words a user would look for."""
+    if param is None or ctx is None or param.name is None:
+        return "the id"
+    source = ctx.get_parameter_source(param.name)
+    envvar = param.envvar if isinstance(param.envvar, str) else None
+    if source is click.core.ParameterSource.ENVIRONMENT and envvar:
+        return f"the variable {envvar}"
+    if isinstance(param, click.Argument):
+        return f"the argument {param.human_readable_name}"
+    return f"the option {param.opts[0]}"

@@ -511,7 +511,9 @@ def test_files_and_backups_commands(server: Simulator) -> None:
     instance = server.backups[MYSQL_FULL].instance_id
     backups = cli(["backups", "--instance-id", instance, "--json"], server)
     assert backups.returncode == 0, backups.stderr
-    found = json.loads(backups.stdout)
+    shown = json.loads(backups.stdout)
+    assert shown["instance_id"] == instance  # an object holding the list, as files --json
+    found = shown["backups"]
     assert MYSQL_FULL in {b["id"] for b in found}
     ends = [b["end_time"] for b in found]
     assert ends == sorted(ends, reverse=True)

@@ -234,3 +234,35 @@ def test_the_fatal_line_is_a_json_record_with_json_logs(sim_thread: Simulator) -
     assert result.returncode == 3
     record = json.loads(result.stderr.strip().splitlines()[-1])
     assert record["level"] == "error" and record["exit_code"] == 3 and record["msg"]
+
+
+def test_instances_lists_the_ids_the_other_commands_take(sim_thread: Simulator) -> None:
+    shown = cli(["instances", "--json"], sim_thread)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)["instances"]
+    assert MYSQL_INSTANCE in {r["id"] for r in rows}
+    mysql = next(r for r in rows if r["id"] == MYSQL_INSTANCE)
+    assert {"name", "engine", "engine_version", "status", "type"} <= mysql.keys()
+    table = cli(["instances"], sim_thread)
+    assert table.returncode == 0 and MYSQL_INSTANCE in table.stdout and "ENGINE" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["files", MYSQL_INSTANCE], {},
+         "the argument BACKUP_ID is an instance id, not a backup id"),
+        (["download", "--instance-id", MYSQL_FULL, "--latest", "-o", "x"], {},
+         "the option --instance-id is a backup id, not an instance id"),
+        (["backups"], {"RDS_BACKUP_INSTANCE_ID": f"{MYSQL_INSTANCE},{MYSQL_INSTANCE}"},
+         "the variable RDS_BACKUP_INSTANCE_ID holds more than one id"),
+    ],
+    ids=["instance-as-backup", "backup-as-instance", "two-in-a-variable"],
+)  # fmt: skip
+def test_an_id_slip_is_named_with_where_it_came_from(
+    sim_thread: Simulator, args: list[str], env: dict[str, str], says: str
+) -> None:
+    result = cli(args, sim_thread, **env)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert sim_thread.stats.api_calls == 0  # refused before any call

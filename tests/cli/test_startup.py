@@ -89,7 +89,7 @@ def test_the_group_help_still_lists_every_command(tmp_path: Path) -> None:
     assert {"downloader.cli.cmd_download", *OTHER_COMMANDS} <= names
     assert "downloader.engine.core" not in names
     assert sorted(cli.commands) == sorted(  # type: ignore[attr-defined]
-        ["backups", "cat", "demo", "download", "files", "simulate", "sync", "verify"]
+        ["backups", "cat", "demo", "download", "files", "instances", "simulate", "sync", "verify"]
     )
 
 
