@@ -61,7 +61,17 @@ SECTIONS = (
     ("Where", ("--output", "--keep", "--wait-lock", "--preallocate")),
     ("Transfer", ("--parallel-instances", *TRANSFER_OPTIONS)),
     ("Checks", ("--md5-check", "--sha256")),
-    ("Output", ("--dry-run", "--metrics-file", "--progress", "--progress-interval", "--json")),
+    (
+        "Output",
+        (
+            "--dry-run",
+            "--metrics-file",
+            "--metrics-push",
+            "--progress",
+            "--progress-interval",
+            "--json",
+        ),
+    ),
     ("API", API_OPTIONS),
 )
 
@@ -125,6 +135,13 @@ class ShardType(_ShardBase):
 )
 @metrics_file_option
 @click.option(
+    "--metrics-push",
+    metavar="URL",
+    show_envvar=True,
+    help="Push the metrics to this Prometheus Pushgateway at the end of every run (group "
+    "job=rds-backup, and shard=K with --shard); a push that fails is a warning.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     show_envvar=True,
@@ -171,6 +188,7 @@ def sync(
     keep: int | None,
     shard: Shard | None,
     metrics_file: Path | None,
+    metrics_push: str | None,
     dry_run: bool,
     parallel_instances: int,
     retries: int,
@@ -210,6 +228,10 @@ def sync(
             raise UsageError(f"--instance-id {instance_id!r} cannot name a folder: {problem}")
     if metrics_file is not None and not metrics_file.parent.is_dir():
         raise UsageError(f"--metrics-file {metrics_file}: its folder does not exist")
+    if metrics_push is not None:
+        from downloader.sync.push import check_push_url
+
+        metrics_push = check_push_url(metrics_push)
     engine, transport = transfer_configs(output, api, click.get_current_context().params)
     g = g.quiet_for(progress_mode)
     config = SyncConfig(
@@ -222,6 +244,7 @@ def sync(
         shard=shard,
         dry_run=dry_run,
         metrics_file=metrics_file,
+        metrics_push=metrics_push,
         parallel=parallel_instances,
         wait_lock=wait_lock,
         progress="quiet" if g.quiet else progress_mode,

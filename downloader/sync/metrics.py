@@ -245,13 +245,13 @@ def write_sync_metrics(
     instances: Sequence[InstanceMetrics],
     *,
     keep_unlisted: bool = False,
-) -> None:
-    """A sync run's file: run-level lines and one set per instance, a failed instance's last
-    success kept from the file being replaced. ``keep_unlisted``: the run failed before it
-    knew its instances (the API refused the list, ROOT could not be prepared ...), so every
-    instance of the previous file is one that failed in this run, its series kept (else the
-    staleness alert of every instance would go silent just when nothing was mirrored).
-    Raises OSError when it cannot be written."""
+) -> str:
+    """A sync run's file (its text returned): run-level lines and one set per instance, a
+    failed instance's last success kept from the file being replaced. ``keep_unlisted``:
+    the run failed before it knew its instances (the API refused the list, ROOT could not
+    be prepared ...), so every instance of the previous file is one that failed in this
+    run, its series kept (else the staleness alert of every instance would go silent just
+    when nothing was mirrored). Raises OSError when it cannot be written."""
     previous = read_previous(Path(path))
     instances = list(instances)
     if keep_unlisted:
@@ -259,4 +259,6 @@ def write_sync_metrics(
         ids = sorted({i for values in previous.values() for i in values} - known)
         instances += [InstanceMetrics(i, False, None, None) for i in ids]
     kept = carry_over(instances, previous)
-    write_metrics_file(Path(path), render(run, kept))
+    text = render(run, kept)
+    write_metrics_file(Path(path), text)
+    return text

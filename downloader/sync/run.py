@@ -40,7 +40,7 @@ from downloader.sync.folders import (
     scan_instance,
 )
 from downloader.sync.ledger import Ledger
-from downloader.sync.metrics import InstanceMetrics, RunMetrics, write_sync_metrics
+from downloader.sync.metrics import InstanceMetrics, RunMetrics, render, write_sync_metrics
 from downloader.sync.plan import (
     Folder,
     Shard,
@@ -51,6 +51,7 @@ from downloader.sync.plan import (
     retention,
     skip_reason,
 )
+from downloader.sync.push import push_metrics
 from downloader.sync.report import BackupResult, InstanceResult, SyncReport
 from downloader.wire.curlmulti import CurlLoop
 
@@ -76,6 +77,7 @@ class SyncConfig:
     shard: Shard | None = None
     dry_run: bool = False
     metrics_file: Path | None = None
+    metrics_push: str | None = None  # a Pushgateway's base URL
     parallel: int = 4  # instances at once
     wait_lock: bool = False
     progress: Literal["log", "quiet"] = "log"
@@ -156,7 +158,7 @@ async def _lock_root(config: SyncConfig) -> list[FolderLock]:
 
 
 def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) -> None:
-    if config.metrics_file is None:
+    if config.metrics_file is None and config.metrics_push is None:
         return
     now = time.time()
     instances = [
@@ -179,14 +181,19 @@ def _write_metrics(config: SyncConfig, report: SyncReport, wall_start: float) ->
         duration=now - wall_start,
         bytes_downloaded=report.bytes_fetched,
     )
-    try:
-        # No instance known (the run failed before it had them): all of the last file's
-        # instances failed with it.
-        unlisted = not report.instances and not report.ok
-        write_sync_metrics(config.metrics_file, run, instances, keep_unlisted=unlisted)
-    except (OSError, RdsBackupError) as exc:
-        # The run's own outcome stands; a metrics file left stale shows as a stale run.
-        log.error("cannot write the metrics file %s: %s", config.metrics_file, exc)
+    text = render(run, instances)
+    if config.metrics_file is not None:
+        try:
+            # No instance known (the run failed before it had them): all of the last file's
+            # instances failed with it.
+            unlisted = not report.instances and not report.ok
+            text = write_sync_metrics(config.metrics_file, run, instances, keep_unlisted=unlisted)
+        except (OSError, RdsBackupError) as exc:
+            # The run's own outcome stands; a metrics file left stale shows as a stale run.
+            log.error("cannot write the metrics file %s: %s", config.metrics_file, exc)
+    if config.metrics_push is not None:
+        shard = None if config.shard is None else config.shard.index
+        push_metrics(config.metrics_push, text, shard=shard)
 
 
 def _timestamp(when: datetime | None) -> float | None:

@@ -592,7 +592,7 @@ def test_cronjob_is_an_indexed_job_of_one_shard_per_pod(tmp_path: Path) -> None:
         shard = params["shard"]
         assert (shard.index, shard.count) == (index + 1, shards)
         assert params["all_instances"] and params["output"] == tmp_path / "backups"
-        assert params["metrics_file"].parent.is_dir()  # the command made its folder
+        assert params["metrics_push"] == "http://pushgateway.monitoring.svc:9091"
         assert params["limit_rate"] == 50 * 2**20 and params["api_rate"] == 12
         seen.append(shard.index)
     assert sorted(seen) == list(range(1, shards + 1))
