@@ -14,7 +14,7 @@ import click
 
 from downloader.api.factory import ApiSettings, open_client
 from downloader.cli.logsetup import configure_logging
-from downloader.errors import UsageError
+from downloader.errors import NothingSelectedError, UsageError
 from downloader.models import Backup, FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
@@ -46,7 +46,7 @@ from .options import (
     wait_lock_option,
 )
 from .paramtypes import RdsId
-from .render import finish_run
+from .render import echo_json, finish_run
 from .runmetrics import records_run_metrics
 from .runner import run_async
 from .sections import API_OPTIONS, TRANSFER_OPTIONS, SectionedCommand
@@ -79,7 +79,7 @@ SECTIONS = (
     ("Where", ("--output", "--wait-lock", "--preallocate")),
     ("Transfer", TRANSFER_OPTIONS),
     ("Checks", ("--md5-check", "--sha256", "--recheck")),
-    ("Output", ("--progress", "--progress-interval", "--json", "--metrics-file")),
+    ("Output", ("--dry-run", "--progress", "--progress-interval", "--json", "--metrics-file")),
     ("API", API_OPTIONS),
 )
 
@@ -160,6 +160,13 @@ SECTIONS = (
     "can break certificate matching). Logged; never the default."
 )
 @wait_lock_option("Wait for another run on the same folder instead of exiting.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    show_envvar=True,
+    help="Print what would be fetched (each file, what the folder already holds of it, the "
+    "free space after) and write nothing.",
+)
 @progress_option("Bars at a terminal, periodic log lines otherwise.")
 @progress_interval_option("Seconds between progress lines without a terminal.")
 @output_options
@@ -194,6 +201,7 @@ def download(
     recheck: bool,
     insecure_links: bool,
     wait_lock: bool,
+    dry_run: bool,
     progress_mode: ProgressMode,
     progress_interval: float,
     as_json: bool,
@@ -201,6 +209,7 @@ def download(
 ) -> int:
     """Download every file of BACKUP_ID into the output folder (resumable)."""
     from downloader.download import LINKS_FILE_ID, Selection, run_download
+    from downloader.preview import Preview, preview
 
     if latest and not instance_id:
         raise UsageError("--latest needs --instance-id")
@@ -221,6 +230,8 @@ def download(
     reporter = make_reporter(mode="quiet" if g.quiet else progress_mode, interval=progress_interval)
     if isinstance(reporter, TerminalReporter):
         configure_logging(fmt=g.log_format, level=g.log_level, quiet=g.quiet, tqdm_aware=True)
+    if dry_run and to_time is not None:
+        raise UsageError("--dry-run with --to-time: backups --to-time shows the chain")
     if to_time is not None:  # a point-in-time chain: chain_cmd.py checks what goes with it
         return download_chain(g, api, base, transport, reporter, params)
 
@@ -229,8 +240,13 @@ def download(
         listing: FileListing,
         fetch: Callable[[], Awaitable[FileListing]] | None,
         engine_name: str | None,
-    ) -> tuple[RunReport, FileListing, str | None]:
+    ) -> tuple[RunReport | Preview, FileListing, str | None]:
         cfg = dataclasses.replace(base, backup_id=bid)
+        if dry_run:
+            chosen = selection.apply(listing.files)
+            if not chosen:
+                raise NothingSelectedError(selection.why_nothing(listing.files))
+            return preview(cfg.out_dir, bid, chosen), listing, engine_name
         report = await run_download(
             cfg,
             listing,
@@ -243,7 +259,7 @@ def download(
         )
         return report, listing, engine_name
 
-    async def main() -> tuple[RunReport, FileListing, str | None]:
+    async def main() -> tuple[RunReport | Preview, FileListing, str | None]:
         if links_file:
             from downloader.api.parse import load_links_file
 
@@ -285,6 +301,13 @@ def download(
         report, listing, engine_name = run_async(main)
     finally:
         reporter.close()
+    if isinstance(report, Preview):
+        if as_json:
+            echo_json(report.to_json())
+        else:
+            for line in report.lines():
+                click.echo(line)
+        return 0
     return finish_run(
         report,
         listing,

@@ -31,6 +31,7 @@ FLOORS: dict[str, int] = {
     "engine": 2,
     "api": 2,
     "download": 3,
+    "preview": 3,
     "sim": 3,
     "chain": 4,
     "sync": 4,
