@@ -63,7 +63,12 @@ SECTIONS = (
 )
 
 
-@click.command(cls=SectionedCommand, sections=SECTIONS)
+@click.command(
+    cls=SectionedCommand,
+    sections=SECTIONS,
+    common=("--offset", "--window", "--limit-rate", "--links-file", "--region", "--project-id"),
+    example=("rds-backup cat BACKUP_ID NAME.qp | xbstream -x -C /restore",),
+)
 @click.argument("backup_id", type=RdsId("backup"))
 @click.argument("name")
 @api_options

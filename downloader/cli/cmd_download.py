@@ -84,7 +84,27 @@ SECTIONS = (
 )
 
 
-@click.command(cls=SectionedCommand, sections=SECTIONS)
+@click.command(
+    cls=SectionedCommand,
+    sections=SECTIONS,
+    common=(
+        "--output",
+        "--instance-id",
+        "--latest",
+        "--to-time",
+        "--database",
+        "--dry-run",
+        "--limit-rate",
+        "--progress",
+        "--json",
+        "--project-id",
+    ),
+    example=(
+        "rds-backup download --instance-id ID --latest -o /restore   # the newest backup",
+        "rds-backup download BACKUP_ID -o /restore --database sales  # one database",
+        "rds-backup download BACKUP_ID -o /restore --dry-run         # what it would fetch",
+    ),
+)
 @click.argument("backup_id", required=False, envvar=env_name("BACKUP_ID"), type=RdsId("backup"))
 @output_folder_option("Output folder.")
 @api_options

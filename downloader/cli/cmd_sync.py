@@ -94,7 +94,26 @@ class ShardType(_ShardBase):
             self.fail(str(exc), param, ctx)
 
 
-@click.command(cls=SectionedCommand, sections=SECTIONS)
+@click.command(
+    cls=SectionedCommand,
+    sections=SECTIONS,
+    common=(
+        "--output",
+        "--instance-id",
+        "--all-instances",
+        "--backup-type",
+        "--keep",
+        "--shard",
+        "--dry-run",
+        "--metrics-push",
+        "--metrics-file",
+        "--json",
+    ),
+    example=(
+        "rds-backup sync --all-instances -o /srv/rds-mirror --keep 7 --metrics-file m.prom",
+        "rds-backup sync --all-instances -o /mnt/rds --shard 2/4 --metrics-push http://gw:9091",
+    ),
+)
 @output_folder_option("The mirror's root: each backup goes to ROOT/<instance_id>/<backup_id>/.")
 @click.option(
     "--instance-id",
@@ -214,8 +233,10 @@ def sync(
 
     Each instance's newest COMPLETED backup of each --backup-type goes to
     ROOT/<instance_id>/<backup_id>/, as `download` writes it; a complete folder is skipped.
-    Exit 0 when every instance succeeded, 1 when any failed (each is named), 5 when another
-    sync holds ROOT.
+    Exit codes: 0 every instance succeeded (or was skipped: no backup yet); 1 any failed
+    (each is named); 2 a usage error, or a folder of an instance is a planted link; 3 the
+    API refused the credentials for every instance; 5 another sync holds ROOT; 6 ROOT
+    cannot take the files (free space, read-only, permissions); 130/143 interrupted.
     """
     from downloader.sync.plan import folder_name_problem
     from downloader.sync.run import SyncConfig, run_sync

@@ -1,4 +1,5 @@
-"""``download --help`` lists its options under headings, each option once (issue 17)."""
+"""``--help`` fits one screen (the common options, an example, where the rest is);
+``--help-all`` lists every option under headings, each once."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from downloader.cli import cli
 HEADINGS = ["What to fetch", "Where", "Transfer", "Checks", "Output", "API", "Other options"]
 
 
-def _help(*args: str) -> str:
+def _help(*args: str, flag: str = "--help-all") -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "downloader", *args, "--help"],
+        [sys.executable, "-m", "downloader", *args, flag],
         env={"PATH": os.environ["PATH"], "COLUMNS": "80"},
         capture_output=True,
         text=True,
@@ -60,9 +61,21 @@ def test_download_help_groups_every_option_once() -> None:
     assert "--database" in _listed_options(sections["What to fetch"])
     assert "--limit-rate" in _listed_options(sections["Transfer"])
     assert "--project-id" in _listed_options(sections["API"])
-    assert _listed_options(sections["Other options"]) == ["-h", "--help"]
+    assert _listed_options(sections["Other options"]) == ["--help-all", "-h", "--help"]
 
 
 def test_project_id_states_its_default_once() -> None:
     text = _help("download")
     assert text.count("HUAWEICLOUD_SDK_PROJECT_ID") == 1
+
+
+def test_the_help_a_dba_sees_fits_one_screen() -> None:
+    for command in ("download", "sync", "cat"):
+        text = _help(command, flag="--help")
+        assert len(text.splitlines()) <= 50, (command, len(text.splitlines()))
+        assert "Common options:" in text and "Example:" in text
+        assert f"rds-backup {command} --help-all" in text.replace("\n", " ")
+        full = _help(command)
+        # Every option of the short help is in the reference, which has them all.
+        assert set(_listed_options(text)) <= set(_listed_options(full))
+        assert len(_listed_options(full)) > len(_listed_options(text))
