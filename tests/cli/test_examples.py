@@ -751,6 +751,7 @@ def test_examples_only_use_real_commands_and_options() -> None:
         DOCKERFILE.read_text(),
         CRONJOB.read_text(),
         (REPO / "README.md").read_text(),
+        *(page.read_text() for page in sorted((REPO / "docs").glob("*.md"))),
     ]
     texts += [body for lang, body in code_blocks(WALKTHROUGH) if lang != "text"]
     seen = set()

@@ -79,3 +79,16 @@ def test_the_help_a_dba_sees_fits_one_screen() -> None:
         # Every option of the short help is in the reference, which has them all.
         assert set(_listed_options(text)) <= set(_listed_options(full))
         assert len(_listed_options(full)) > len(_listed_options(text))
+
+
+def test_the_readme_shows_the_quick_start_first_and_links_pages_that_exist() -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    lines = (repo / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    assert "## Quick start" in lines[:60]
+    text = "\n".join(lines)
+    assert "./scripts/demo.sh" in text and "./scripts/test.sh" in text
+    for target in re.findall(r"\]\(((?:docs|examples|bench)/[^)#]*)\)", text):
+        assert (repo / target).exists(), target
