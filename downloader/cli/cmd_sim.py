@@ -4,6 +4,7 @@ downloaded from."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shlex
 import shutil
@@ -15,7 +16,7 @@ import click
 
 from downloader.api.factory import ApiSettings, open_client
 from downloader.cli.logsetup import configure_logging
-from downloader.errors import Interrupted, VerificationError
+from downloader.errors import Interrupted, UsageError, VerificationError
 from downloader.models import FileListing
 from downloader.progress import TerminalReporter, make_reporter
 
@@ -54,7 +55,15 @@ def simulate(host: str, port: int, demo_data: bool, link_lifetime: float) -> Non
         catalog = default_catalog() + (demo_catalog() if demo_data else [])
         sim = Simulator(catalog=catalog)
         sim.faults.link_lifetime = link_lifetime
-        await sim.start(host, port)
+        try:
+            await sim.start(host, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise UsageError(
+                f"{host}:{port} is in use (another simulator?): stop it, or take any free "
+                "port with --port 0"
+            ) from exc
         try:
             click.echo(sim.describe())
             click.echo("\nServing until Ctrl-C.")

@@ -47,7 +47,13 @@ def verify(folder: Path, as_json: bool) -> int:
         )
     else:
         for c in checks:
-            level = f" ({c.integrity})" if c.ok and c.integrity != SERVER_CHECKSUM else ""
+            # The sums matched what was recorded as the bytes arrived; for a file the store
+            # gave no checksum of, that proves it unchanged since, not that it arrived right.
+            level = (
+                " as recorded at download (which the store could not confirm: no checksum)"
+                if c.ok and c.integrity != SERVER_CHECKSUM
+                else ""
+            )
             click.echo(printable(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}  {c.detail}{level}"))
         what = f"backup {manifest.get('backup_id')}"
         if isinstance(chain, list):

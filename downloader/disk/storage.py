@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 from downloader.errors import StorageError, UnsafeNameError, UntrustedFolderError
-from downloader.text.fmt import unsafe_char
+from downloader.text.fmt import format_size, unsafe_char
 
 STATE_DIR = ".rds-backup"
 NAME_MAX = 255  # bytes in one path component (Linux limits.h; ext4, xfs, btrfs)
@@ -411,7 +411,7 @@ def free_bytes(path: Path) -> int:
 def disk_error(exc: OSError, name: str, needed: int | None = None) -> StorageError:
     """Words for an I/O error while writing ``name``."""
     if exc.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT, errno_mod.EFBIG):
-        need = f"; {needed} more bytes are needed" if needed else ""
+        need = f"; {format_size(needed)} more are needed" if needed else ""
         return StorageError(
             f"no space left writing {name}{need}; free space and run again to resume",
             file=name,

@@ -34,6 +34,7 @@ from downloader.models import BackupFile
 from downloader.progress import Reporter
 from downloader.ranges import RangeSet
 from downloader.results import SIZE_ONLY, FileOutcome
+from downloader.text.fmt import format_size
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -92,7 +93,8 @@ def check_space(jobs: Sequence[FileJob], journal: Journal) -> None:
     free = storage.free_bytes(journal.layout.state)
     if free < need:
         raise StorageError(
-            f"not enough free space in {journal.layout.root}: {need} bytes needed, {free} available"
+            f"not enough free space in {journal.layout.root}: {format_size(need)} needed, "
+            f"{format_size(free)} available"
         )
 
 

@@ -784,6 +784,9 @@ def test_not_enough_space_fails_before_fetching(server: Simulator, tmp_path: Pat
         result = cli(["download", MYSQL_FULL, "-o", str(mnt / "out")], server)
         assert result.returncode == 6  # a storage problem: running again cannot help
         assert "not enough free space" in result.stderr
+        assert re.search(
+            r"\d+(\.\d+)? [KMG]iB needed, \d+(\.\d+)? [KMG]?i?B available", result.stderr
+        )
         assert server.stats.object_bytes_sent == 0
 
 

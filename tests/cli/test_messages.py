@@ -266,3 +266,15 @@ def test_an_id_slip_is_named_with_where_it_came_from(
     assert result.returncode == 2
     assert says in result.stderr
     assert sim_thread.stats.api_calls == 0  # refused before any call
+
+
+def test_simulate_on_a_busy_port_suggests_any_free_one() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli(["simulate", "--port", str(port)], None)
+    assert result.returncode == 2
+    assert "--port 0" in result.stderr and "Traceback" not in result.stderr
