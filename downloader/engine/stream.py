@@ -372,6 +372,7 @@ def _write_all(fd: int, data: memoryview, name: str, at: int) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
+            at += n  # what the consumer was handed, to the byte (a pipe takes part of it)
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             raise ConsumerGoneError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,6 +93,9 @@ def test_a_consumer_that_closes_early_ends_the_run_at_once(server: Simulator) ->
     assert code == 1
     lines = [line for line in err.splitlines() if "error" in line.lower()]
     assert lines and "consumer closed the pipe" in lines[-1]
+    # The bytes it was handed, not 0: at least the 1000 it read (a pipe takes more).
+    taken = int(re.search(r"after (\d+) bytes", lines[-1])[1])  # type: ignore[index]
+    assert taken >= 1000
     assert "Traceback" not in err
 
 
