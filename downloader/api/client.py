@@ -272,6 +272,28 @@ class RdsClient:
             raise ResponseFormatError("response", f"not JSON: {exc.problem}") from exc
 
     async def _call(self, method: str, resource: str, query: list[tuple[str, str]]) -> Answer:
+        """One API call, retried as the policy says; an answer of "not found" names the ids
+        the call was about (``backup a82f...br01``), since the API's words do not."""
+        try:
+            return await self._call_once(method, resource, query)
+        except ApiNotFoundError as exc:
+            if type(exc) is not ApiNotFoundError:
+                raise
+            about = ", ".join(
+                f"{name.removesuffix('_id')} {value}"
+                for name, value in query
+                if name in ("backup_id", "instance_id")
+            )
+            if not about:
+                raise
+            raise ApiNotFoundError(
+                f"{about} (project {self.project_id}): {exc.detail}",
+                status=exc.status,
+                error_code=exc.error_code,
+                request_id=exc.request_id,
+            ) from exc
+
+    async def _call_once(self, method: str, resource: str, query: list[tuple[str, str]]) -> Answer:
         deadline = self._clock() + self.retry.total_timeout
         refreshed_auth = False
         corrected_clock = False

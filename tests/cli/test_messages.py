@@ -278,3 +278,10 @@ def test_simulate_on_a_busy_port_suggests_any_free_one() -> None:
         result = cli(["simulate", "--port", str(port)], None)
     assert result.returncode == 2
     assert "--port 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_id_is_named_in_the_apis_answer(sim_thread: Simulator) -> None:
+    unknown = "f275a18b123fea3474caa1d0cf2903ddin01"
+    result = cli(["backups", "--instance-id", unknown], sim_thread)
+    assert result.returncode == 3
+    assert f"instance {unknown} (project {sim_thread.project_id})" in result.stderr
