@@ -33,6 +33,7 @@ import aiohttp
 
 from downloader.api.auth import Auth
 from downloader.api.budget import ApiBudget
+from downloader.api.paging import all_pages
 from downloader.api.parse import parse_backup_files, parse_backups, parse_error, parse_instances
 from downloader.api.transport import DEFAULT_TIMEOUT, Answer, ApiTransport, SslArg
 from downloader.api.unavailable import NO_FILES_CODES, backup_unavailable
@@ -57,7 +58,6 @@ log = logging.getLogger("rds_backup.api.client")
 _Listed = TypeVar("_Listed", Backup, Instance)  # what a paged listing holds
 
 PAGE_LIMIT = 100  # the API's maximum page size (facts §2)
-MAX_PAGES = 1000  # a server that never reaches total_count must not page forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,41 +186,10 @@ class RdsClient:
         parse: Callable[[object], tuple[list[_Listed], int]],
         page_size: int,
     ) -> list[_Listed]:
-        """Every page of a listing (offset/limit until total_count), each item once.
+        async def page(query: list[tuple[str, str]]) -> object:
+            return self._json(await self._call("GET", resource, query))
 
-        A page that brings nothing new ends the paging with a warning: an API that ignores
-        ``offset`` answers the first page again and again, and one that claims a total it
-        never reaches would otherwise be paged ``MAX_PAGES`` times."""
-        found: dict[str, _Listed] = {}
-        offset = total = 0
-        for _ in range(MAX_PAGES):
-            query = [*base, ("offset", str(offset)), ("limit", str(page_size))]
-            page, total = parse(self._json(await self._call("GET", resource, query)))
-            before = len(found)
-            for item in page:
-                found.setdefault(item.id, item)  # the list may shift while we page
-            offset += len(page)
-            if not page or offset >= total:
-                return list(found.values())
-            if len(found) == before:
-                log.warning(
-                    "the %s list at offset %d repeats items already listed (total_count %d); "
-                    "stopping with the %d found",
-                    resource,
-                    offset - len(page),
-                    total,
-                    len(found),
-                )
-                return list(found.values())
-        log.warning(
-            "the %s list still claims more after %d pages (total_count %d); stopping with the "
-            "%d found",
-            resource,
-            MAX_PAGES,
-            total,
-            len(found),
-        )
-        return list(found.values())
+        return await all_pages(page, resource, base, parse, page_size)
 
     async def latest_backup(
         self, instance_id: str, backup_types: Sequence[str] = ("auto",)
