@@ -32,7 +32,8 @@ Notes on what is and is not measured:
 * ``os.sync()`` runs between runs (not timed), so one tool's dirty pages are not written
   back during the next tool's run; rds-backup fsyncs its part files for its journal on its
   own time, aria2c and curl do not fsync at all;
-* the wall time of rds-backup includes starting Python and importing aiohttp (~0.2-0.4 s);
+* the wall time of rds-backup includes starting Python and its imports (~0.2 s; with
+  ``--links-file`` no aiohttp: the bytes go through libcurl);
 * nginx shares the two cores with the client, as a local object store would.
 
 Standard library only, plus the installed ``rds-backup`` (and ``trustme`` for the tls set).

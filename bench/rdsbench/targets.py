@@ -35,13 +35,28 @@ ARIA_LABEL = {
     "wan": "aria2c -x16 -s16 -j4",
 }
 CPU_VS_CURL = {"tls": 1.3}  # CPU-seconds per GiB, as a ratio to curl's
-RSS_LIMIT_MB = 80
+RSS_LIMIT_MB = 60  # every set, WAN at 32 connections included
 
 
-def judge(ds: DataSet, by_key: dict[str, Summary]) -> list[Verdict]:
+MAX_CONNECTIONS = 32  # rds-backup's default connection budget
+CEILING_SHARE = 0.9  # of the WAN set's ceiling: every connection at its cap
+
+
+def judge(ds: DataSet, by_key: dict[str, Summary], wan_rate: int | None = None) -> list[Verdict]:
     rds = by_key["rds-backup"]
     curl = by_key["curl"]
     out = []
+    if ds.key == "wan" and wan_rate:
+        ceiling = MAX_CONNECTIONS * wan_rate / 2**20
+        share = None if rds.mibs is None else rds.mibs / ceiling
+        out.append(
+            Verdict(
+                f"wan: throughput vs the ceiling ({ceiling:.0f} MiB/s)",
+                share,
+                f">= {CEILING_SHARE:.2f}x",
+                None if share is None else share >= CEILING_SHARE,
+            )
+        )
     for peer, need in (("aria2c", NEED_ARIA[ds.key]), ("curl", NEED_CURL[ds.key])):
         r = ratio(rds.mibs, by_key[peer].mibs)
         label = ARIA_LABEL[ds.key] if peer == "aria2c" else "curl"
