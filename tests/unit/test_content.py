@@ -11,7 +11,6 @@ import struct
 import subprocess
 import tarfile
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -269,7 +268,3 @@ def test_mtf_tape_header() -> None:
     bad = bytearray(good)
     bad[20] ^= 1
     assert check(bytes(bad)).damaged
-
-
-def test_sim_written_stream_extracts_with_mbstream(tmp_path: Path) -> None:
-    pytest.importorskip("downloader.sim.shapes")
