@@ -148,6 +148,7 @@ class RunReport:
                     "md5": o.md5,
                     "etag": o.etag,
                     "integrity": o.integrity,
+                    "content": o.content.to_json() if o.content is not None else None,
                     "seconds": round(o.seconds, 3),
                     "bytes_fetched": o.fetched,
                     "detail": o.detail,

@@ -26,6 +26,8 @@
     │   ├── ObjectChangedError                  412 / ETag changed between ranges
     │   └── FileGoneError                       re-resolved list lacks the file or changed its size
     ├── VerificationError               exit 4  bytes arrived but do not verify
+    │   └── ContentDamagedError                 the backup's own checksums fail, and the
+    │                                           store serves the same bytes again
     ├── StorageError                    exit 6  the output folder: ENOSPC, EROFS, EACCES, EIO
     ├── ConsumerGoneError               exit 1  a stream's reader closed the pipe
     ├── ChainUnreachableError           exit 1  no chain of backups reaches a point in time
@@ -254,6 +256,27 @@ class VerificationError(RdsBackupError):
     def __init__(self, message: str, *, file: str | None = None) -> None:
         super().__init__(message)
         self.file = file
+
+
+class ContentDamagedError(VerificationError):
+    """The backup itself is damaged: its own structure fails (a chunk's CRC-32, a gzip
+    member's), and fetching those bytes again gave the same bytes, so the object store's
+    copy is what is damaged, not the transfer. ``member`` and ``offset`` say where;
+    ``kept_as`` is where the bytes were put apart (never under the file's own name)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        member: str | None = None,
+        offset: int | None = None,
+        kept_as: str | None = None,
+    ) -> None:
+        super().__init__(message, file=file)
+        self.member = member
+        self.offset = offset
+        self.kept_as = kept_as
 
 
 class StorageError(RdsBackupError):

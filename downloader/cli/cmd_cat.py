@@ -192,6 +192,8 @@ def cat(
         if result.integrity == SERVER_CHECKSUM
         else "size-only: the object store gives no checksum of these bytes to compare with"
     )
+    if result.content is not None:
+        check += f"; content {result.content.status}: {result.content.detail()}"
     log.info(
         "%s: %s streamed in %.1f s (%s), %d retries; %s",
         printable(result.name),

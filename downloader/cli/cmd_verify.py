@@ -21,13 +21,15 @@ __all__ = ["verify"]
 @click.argument("folder", type=NonEmptyPath(exists=True, file_okay=False, path_type=Path))
 @output_options
 def verify(folder: Path, as_json: bool) -> int:
-    """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded);
-    exit 4 on any mismatch. A point-in-time chain's folder (download --to-time) is checked
+    """Re-check FOLDER against its manifest (sizes, CRC-64, SHA-256 and MD5 where recorded)
+    and each file's own structure (xbstream chunks, gzip and tar, binlog events); exit 4 on
+    any mismatch or damage. A point-in-time chain's folder (download --to-time) is checked
     backup folder by backup folder, in chain order; a missing one fails."""
+    from downloader.content import checker_for
     from downloader.disk.manifest import CHAIN_KIND
     from downloader.disk.verify import verify_folder
 
-    manifest, checks = verify_folder(folder)
+    manifest, checks = verify_folder(folder, checker_for=checker_for)
     bad = [c for c in checks if not c.ok]
     size_only = sum(1 for c in checks if c.ok and c.integrity != SERVER_CHECKSUM)
     chain = manifest.get("chain") if manifest.get("kind") == CHAIN_KIND else None
@@ -40,7 +42,13 @@ def verify(folder: Path, as_json: bool) -> int:
                 "ok": not bad,
                 "size_only": size_only,
                 "files": [
-                    {"name": c.name, "ok": c.ok, "detail": c.detail, "integrity": c.integrity}
+                    {
+                        "name": c.name,
+                        "ok": c.ok,
+                        "detail": c.detail,
+                        "integrity": c.integrity,
+                        "content": c.content.to_json() if c.content is not None else None,
+                    }
                     for c in checks
                 ],
             }

@@ -18,6 +18,7 @@ from downloader.models import FileListing
 from downloader.progress import (
     ReporterBase,
     TerminalReporter,
+    content_note,
     run_totals,
     size_only_note,
     summary_table,
@@ -104,6 +105,9 @@ def finish_run(
         )
         if report.size_only:
             click.echo(size_only_note(report.size_only), err=True)
+        note = content_note([o.content for o in report.outcomes])
+        if note is not None:
+            click.echo(note, err=True)
         _echo_manifest_and_steps(report.manifest, hints, reporter)
     log.info(
         "run finished: exit %d, %d files, %d failed, %d bytes fetched, %d retries, "

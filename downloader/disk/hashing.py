@@ -17,11 +17,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from downloader.disk.digest import Crc64, Piece, PieceLog
 from downloader.errors import StorageError
 from downloader.ranges import RangeSet
+from downloader.results import ContentVerdict
 
 HASH_SPAN = 1024 * 1024  # bytes read back per step
 _MD5_ETAG = re.compile(r'^"?[0-9a-fA-F]{32}"?$')
@@ -82,12 +83,22 @@ class Digests:
         return self.md5.hexdigest() if self.md5 is not None else None
 
 
-def read_span(fd: int, offset: int, n: int, digests: Digests) -> int:
-    """Hash ``n`` bytes of an open file from ``offset`` (a blocking call: run it in a
-    thread); returns how many bytes there were."""
+class ContentFeed(Protocol):
+    """A file's content check (:class:`downloader.content.Checker`): its bytes in order,
+    then a verdict. Given by the caller: the disk knows no formats."""
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def finish(self) -> ContentVerdict: ...
+
+
+def read_span(fd: int, offset: int, n: int, digests: Digests | None) -> bytes:
+    """``n`` bytes of an open file from ``offset``, hashed into ``digests`` (a blocking
+    call: run it in a thread)."""
     data = os.pread(fd, n, offset)
-    digests.update(data)
-    return len(data)
+    if digests is not None:
+        digests.update(data)
+    return data
 
 
 def hash_file(
@@ -97,12 +108,16 @@ def hash_file(
     md5: bool = False,
     progress: Callable[[int], None] | None = None,
     block: int = 4 * 1024 * 1024,
+    content: ContentFeed | None = None,
 ) -> Digests:
-    """Read a whole file once and return its checksums. ``progress`` gets each block's size."""
+    """Read a whole file once and return its checksums. ``progress`` gets each block's size;
+    ``content``, when given, each block in order (the same read checks the content)."""
     digests = Digests.for_file(sha256=sha256, md5=md5)
     with open(path, "rb") as fh:
         while data := fh.read(block):
             digests.update(data)
+            if content is not None:
+                content.feed(data)
             if progress is not None:
                 progress(len(data))
     return digests
@@ -115,9 +130,24 @@ class FileHasher:
     prefix; bytes no piece describes (written by an earlier run, or a split's overlap), and
     every byte when SHA-256 or MD5 is wanted, are read back from the page cache. The part
     file's ``done`` set says how far the prefix reaches.
+
+    ``content`` (a format's own check) takes the same bytes in file order: a write that
+    lands where the fed prefix ends is fed from memory; bytes that landed ahead of it
+    (another connection's range) are read back from the page cache with ``pread`` once
+    the contiguous prefix reaches them, :data:`HASH_SPAN` at a time. Nothing is held
+    for it but one span, and no byte is fed twice: ``content_read_back`` counts the
+    bytes read back for it.
     """
 
-    def __init__(self, name: str, part: Path, done: RangeSet, size: int, digests: Digests) -> None:
+    def __init__(
+        self,
+        name: str,
+        part: Path,
+        done: RangeSet,
+        size: int,
+        digests: Digests,
+        content: ContentFeed | None = None,
+    ) -> None:
         self.name = name
         self.part = part
         self.done = done
@@ -126,6 +156,9 @@ class FileHasher:
         self.pieces = digests.new_piece_log()
         self.hashed = 0
         self.read_back = 0  # bytes read from the part file (none when pieces cover all)
+        self.content = content
+        self.fed = 0  # bytes the content check has taken, in order
+        self.content_read_back = 0  # of them, read back rather than taken from a write
         self.error: str | None = None
         self._wake = asyncio.Event()
         self._wake.set()
@@ -143,19 +176,31 @@ class FileHasher:
         """``data`` is on disk at ``pos``; returns the CRC piece it went into, for the
         writer's next write. Checksummed here, from memory: CRC-64 runs at memory speed and
         nothing is read back for it."""
+        if self.content is not None and pos == self.fed:
+            self.content.feed(data)
+            self.fed += len(data)
         if self.pieces is not None:
             return self.pieces.wrote(piece, pos, data)
         return piece
 
     def landed(self) -> None:
-        """The contiguous prefix may have grown: read it back (pieces wait for the end)."""
-        if self.pieces is None:
+        """The contiguous prefix may have grown: read it back (pieces wait for the end, but
+        the content check follows the prefix while its bytes are in the page cache)."""
+        if self.pieces is None or self.content is not None:
             self._wake.set()
+
+    def verdict(self) -> ContentVerdict | None:
+        """The content check's verdict, once :meth:`result` has returned (None: no check)."""
+        return self.content.finish() if self.content is not None else None
+
+    @property
+    def _whole(self) -> bool:
+        return self.hashed >= self.size and (self.content is None or self.fed >= self.size)
 
     async def result(self) -> Digests:
         """The checksums of all ``size`` bytes, once every byte is hashed."""
         self._wake.set()
-        while self.hashed < self.size:
+        while not self._whole:
             if self._task is None or self._task.done():
                 raise StorageError(
                     f"{self.name}: could not read the part file back to hash it "
@@ -166,6 +211,19 @@ class FileHasher:
             self._settled.clear()
         return self.digests
 
+    def _feed_content(self, start: int, data: bytes, *, read: bool) -> None:
+        """Bytes ``[start, start + len(data))`` read back: the part the content check has
+        not taken yet (a write may have fed some of it meanwhile)."""
+        if self.content is None:
+            return
+        skip = self.fed - start
+        if 0 <= skip < len(data):
+            rest = memoryview(data)[skip:]
+            self.content.feed(rest)
+            self.fed += len(rest)
+            if read:
+                self.content_read_back += len(rest)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         fd: int | None = None
@@ -175,7 +233,7 @@ class FileHasher:
                 await self._wake.wait()
                 self._wake.clear()
                 target = self.done.prefix()
-                if target <= self.hashed:
+                if target <= self.hashed and (self.content is None or target <= self.fed):
                     continue
                 try:
                     while self.hashed < target:
@@ -196,19 +254,28 @@ class FileHasher:
                         n = min(HASH_SPAN, limit - self.hashed)
                         if fd is None:
                             fd = os.open(self.part, os.O_RDONLY | os.O_NOFOLLOW)
-                        got = await loop.run_in_executor(
-                            None, read_span, fd, self.hashed, n, digests
-                        )
-                        if got <= 0:
+                        start = self.hashed
+                        data = await loop.run_in_executor(None, read_span, fd, start, n, digests)
+                        if not data:
                             raise OSError(errno.EIO, "part file shorter than the journal says")
-                        self.hashed += got
-                        self.read_back += got
+                        self._feed_content(start, data, read=False)
+                        self.hashed += len(data)
+                        self.read_back += len(data)
+                    while self.content is not None and self.fed < target:
+                        if fd is None:
+                            fd = os.open(self.part, os.O_RDONLY | os.O_NOFOLLOW)
+                        start = self.fed
+                        n = min(HASH_SPAN, target - start)
+                        data = await loop.run_in_executor(None, read_span, fd, start, n, None)
+                        if not data:
+                            raise OSError(errno.EIO, "part file shorter than the journal says")
+                        self._feed_content(start, data, read=True)
                 except OSError as exc:
                     # Not raised into the TaskGroup (that would end the whole run): the
                     # file's finish sees the hasher gone and fails this file only.
                     self.error = f"{exc.strerror or exc}"
                     return
-                if self.hashed >= self.size:
+                if self._whole:
                     self._settled.set()
         finally:
             if fd is not None:

@@ -58,6 +58,8 @@ def build_manifest(
                 "finished_at": r.finished_at,
                 # An older record that does not say: nothing proves more than the size.
                 "integrity": r.integrity or SIZE_ONLY,
+                # What its own structure said (None: not checked, or an earlier version).
+                "content": r.content.to_json() if r.content is not None else None,
             }
             for r in sorted(records, key=lambda r: r.name)
         ],

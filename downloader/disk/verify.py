@@ -12,12 +12,16 @@ from typing import Any
 
 from downloader.disk import storage
 from downloader.disk.digest import crc64_from_json
-from downloader.disk.hashing import hash_file
+from downloader.disk.hashing import ContentFeed, hash_file
 from downloader.disk.holdings import FOLDER_RE
 from downloader.disk.lock import FolderLock
 from downloader.disk.manifest import CHAIN_KIND, load_manifest
 from downloader.errors import UsageError
-from downloader.results import SERVER_CHECKSUM, SIZE_ONLY
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, ContentVerdict
+
+# A content check for a file name and size (``downloader.content.checker_for``), given by
+# the caller: the disk knows no formats.
+CheckerFor = Callable[[str, int | None], ContentFeed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,8 @@ class Check:
     detail: str
     # As the manifest records it: how well the bytes were verified when they arrived.
     integrity: str = SIZE_ONLY
+    # What the file's own structure says now (None: not checked).
+    content: ContentVerdict | None = None
 
 
 def entry_integrity(entry: object) -> str:
@@ -37,27 +43,33 @@ def entry_integrity(entry: object) -> str:
 
 
 def verify_folder(
-    folder: Path, *, progress: Callable[[str, int], None] | None = None
+    folder: Path,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+    checker_for: CheckerFor | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     """Re-read every file the manifest lists and compare its size and every checksum the
     manifest records (CRC-64; SHA-256 and MD5 where present), holding the folder's lock
-    shared: DownloadRunningError while a download writes the folder."""
+    shared: DownloadRunningError while a download writes the folder. With
+    ``checker_for``, the same read checks each file's own structure again."""
     layout = storage.Layout(folder)
     lock = FolderLock(layout.lock, str(folder))
     lock.try_shared()
     try:
-        return _verify_entries(layout, progress)
+        return _verify_entries(layout, progress, checker_for)
     finally:
         lock.release()
 
 
 def _verify_entries(
-    layout: storage.Layout, progress: Callable[[str, int], None] | None
+    layout: storage.Layout,
+    progress: Callable[[str, int], None] | None,
+    checker_for: CheckerFor | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     manifest = load_manifest(layout.manifest)
     if manifest.get("kind") == CHAIN_KIND:
-        return manifest, _verify_chain(layout, manifest, progress)
-    return manifest, _check_entries(layout, manifest["files"], progress)
+        return manifest, _verify_chain(layout, manifest, progress, checker_for)
+    return manifest, _check_entries(layout, manifest["files"], progress, checker_for=checker_for)
 
 
 def _check_entries(
@@ -65,6 +77,7 @@ def _check_entries(
     entries: Sequence[object],
     progress: Callable[[str, int], None] | None,
     where: str = "files",
+    checker_for: CheckerFor | None = None,
 ) -> list[Check]:
     checks = []
     for i, entry in enumerate(entries):
@@ -83,13 +96,16 @@ def _check_entries(
         except UsageError as exc:
             checks.append(Check(name, False, str(exc)))
             continue
-        check = _check_file(path, name, entry, progress)
+        check = _check_file(path, name, entry, progress, checker_for)
         checks.append(replace(check, integrity=entry_integrity(entry)))
     return checks
 
 
 def _verify_chain(
-    layout: storage.Layout, manifest: dict[str, Any], progress: Callable[[str, int], None] | None
+    layout: storage.Layout,
+    manifest: dict[str, Any],
+    progress: Callable[[str, int], None] | None,
+    checker_for: CheckerFor | None = None,
 ) -> list[Check]:
     """Each backup folder of the chain, in chain order: there, a real folder, holding its
     own manifest of that backup, not being written to; then every file the chain's
@@ -118,7 +134,7 @@ def _verify_chain(
             mine = [e for e in files if _folder_of(e) == folder]
             if not mine:
                 checks.append(Check(folder, False, "the chain's manifest lists no file in it"))
-            checks += _check_entries(layout, mine, progress, where=folder)
+            checks += _check_entries(layout, mine, progress, folder, checker_for)
         finally:
             lock.release()
     strays = [e for e in files if _folder_of(e) not in seen]
@@ -161,7 +177,11 @@ def _folder_problem(path: Path, backup_id: object) -> str | None:
 
 
 def _check_file(
-    path: Path, name: str, entry: dict[str, Any], progress: Callable[[str, int], None] | None
+    path: Path,
+    name: str,
+    entry: dict[str, Any],
+    progress: Callable[[str, int], None] | None,
+    checker_for: CheckerFor | None = None,
 ) -> Check:
     try:
         st = path.lstat()
@@ -183,15 +203,18 @@ def _check_file(
     want_md5 = entry.get("md5")
     if not any(isinstance(w, (int, str)) for w in (want_crc, want_sha, want_md5)):
         return Check(name, False, "the manifest records no checksum for this file")
+    checker = checker_for(name, size) if checker_for is not None else None
     try:
         digests = hash_file(
             path,
             sha256=bool(want_sha),
             md5=bool(want_md5),
             progress=None if progress is None else lambda n: progress(name, n),
+            content=checker,
         )
     except OSError as exc:
         return Check(name, False, f"unreadable: {exc.strerror or exc}")
+    verdict = checker.finish() if checker is not None else None
     crc, sha, md5 = digests.crc64, digests.sha256, digests.md5
     changed = "mismatch: the file changed since it was downloaded"
     if want_crc is not None and crc.value != want_crc:
@@ -200,10 +223,17 @@ def _check_file(
         return Check(name, False, f"SHA-256 {changed}")
     if md5 is not None and md5.hexdigest() != want_md5:
         return Check(name, False, f"MD5 {changed}")
+    if verdict is not None and verdict.damaged:
+        # Its checksums match what was recorded: the bytes are the ones downloaded, and
+        # those are damaged (a verdict recorded before this check existed said nothing).
+        return Check(name, False, f"content damaged: {verdict.detail()}", content=verdict)
     # What was compared, not a second "ok" after the line's own.
     sums = [n for n, d in (("CRC-64", want_crc), ("SHA-256", sha), ("MD5", md5)) if d is not None]
     parts = ["size", *sums]
-    return Check(name, True, f"{', '.join(parts[:-1])} and {parts[-1]} match")
+    said = f"{', '.join(parts[:-1])} and {parts[-1]} match"
+    if verdict is not None and verdict.ok:
+        said += f"; {verdict.checked}"
+    return Check(name, True, said, content=verdict)
 
 
 def _kind(mode: int) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from downloader.content import checker_for
 from downloader.disk.hashing import Digests, FileHasher, is_plain_md5_etag
 from downloader.disk.journal.store import Journal
 from downloader.disk.journal.writer import JournalWriter
@@ -36,6 +37,7 @@ class EngineConfig:
     sha256: bool = False  # also record SHA-256 (read back: it does not combine like CRC-64)
     adaptive: bool = True  # start with fewer connections, add them while each is slow
     recheck: bool = False  # hash every finished file in place again, not only changed ones
+    content_check: bool = True  # check each file's own structure as its bytes land
 
     @property
     def backoff(self) -> Backoff:
@@ -63,5 +65,7 @@ class RunContext(Wire):
             job.hasher.stop()
         md5 = self.cfg.check_md5 and is_plain_md5_etag(job.etag)
         digests = Digests.for_file(sha256=self.cfg.sha256, md5=md5)
-        job.hasher = FileHasher(job.name, job.part, job.done, job.plan.size, digests)
+        size = job.plan.size
+        content = checker_for(job.name, size) if self.cfg.content_check else None
+        job.hasher = FileHasher(job.name, job.part, job.done, size, digests, content)
         job.hasher.start(self.tg)

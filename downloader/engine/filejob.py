@@ -15,7 +15,7 @@ from downloader.engine.scheduler import PlanFile, Scheduler
 from downloader.errors import ObjectChangedError, RdsBackupError
 from downloader.models import BackupFile
 from downloader.ranges import RangeSet
-from downloader.results import SERVER_CHECKSUM, RunStats
+from downloader.results import SERVER_CHECKSUM, ContentVerdict, RunStats
 
 MAX_RESTARTS = 2
 
@@ -33,6 +33,7 @@ class FileJob:
     hasher: FileHasher | None = None
     started: float | None = None
     fetched: int = 0  # bytes received for it this run
+    content: ContentVerdict | None = None  # its content check's verdict, once read whole
 
     @property
     def name(self) -> str:

@@ -20,9 +20,15 @@ from downloader.disk.hashing import Digests
 from downloader.disk.journal.records import FileRecord, FileStamp
 from downloader.engine.context import RunContext
 from downloader.engine.filejob import FileJob
+from downloader.engine.heal import Healer
 from downloader.engine.lifecycle import FileState
-from downloader.errors import RdsBackupError, TransferError, VerificationError
-from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, FileOutcome
+from downloader.errors import (
+    ContentDamagedError,
+    RdsBackupError,
+    TransferError,
+    VerificationError,
+)
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, ContentVerdict, FileOutcome
 
 log = logging.getLogger("rds_backup.engine")
 
@@ -112,6 +118,7 @@ class Finisher:
             etag=rec.etag,
             last_modified=rec.last_modified,
             integrity=(rec.integrity or SIZE_ONLY) if ok else None,
+            content=rec.content if ok else job.content,
             seconds=secs,
             fetched=job.fetched,
             detail=detail,
@@ -125,7 +132,16 @@ class Finisher:
             storage.create_part(job.part, new=False)
             storage.truncate(job.part, 0)
         digests = await job.hasher.result()
+        verdict = job.hasher.verdict()
+        differed, rounds = False, 0
+        if verdict is not None and verdict.damaged:
+            healed = await Healer(self.ctx, job).heal(verdict, digests)
+            verdict, digests = healed.verdict, healed.digests
+            differed, rounds = healed.differed, healed.rounds
+        job.content = verdict
         integrity = _check(job, digests)
+        if verdict is not None and verdict.damaged:
+            await self._damaged(job, verdict, differed=differed, rounds=rounds)
         sha, md5, crc = digests.sha256_hex(), digests.md5_hex(), digests.crc64.value
         writer = self.ctx.writer
 
@@ -135,6 +151,7 @@ class Finisher:
             rec.md5 = md5
             rec.crc64 = crc
             rec.integrity = integrity
+            rec.content = verdict
 
         try:
             # Every byte on disk, then recorded with its checksums, then renamed.
@@ -162,6 +179,41 @@ class Finisher:
         self.ctx.reporter.file_finished(job.name, ok=True)
         self._outcome(job, ok=True)
         log.debug("%s: complete, %d bytes, crc64 %d", job.name, size, crc)
+
+    async def _damaged(
+        self, job: FileJob, verdict: ContentVerdict, *, differed: bool, rounds: int
+    ) -> None:
+        """Its content stays damaged: fail the file (exit 4). When the store served the
+        same damaged bytes again, the source is damaged: its bytes are put apart (never
+        under the file's name); a rerun fetches it anew, in case the store's copy is fixed."""
+        first = verdict.damage[0]
+        if differed or not rounds:
+            # Other bytes came and none passed (the transfer, not the store), or the damage
+            # spread too wide to fetch again: nothing says the source is damaged.
+            why = "still after fetching those bytes again" if rounds else "too wide to fetch again"
+            raise VerificationError(
+                f"{job.name}: content damaged ({verdict.detail()}), {why}; run again to "
+                "fetch the file anew",
+                file=job.name,
+            )
+        kept = job.final.with_name(job.final.name + ".damaged")
+        try:
+            await asyncio.to_thread(
+                storage.move_into_place, job.part, kept, self.ctx.journal.layout.root
+            )
+        except OSError as exc:
+            raise storage.disk_error(exc, job.name) from exc
+        inside = f", member {first.member!r}" if first.member else ""
+        raise ContentDamagedError(
+            f"{job.name}: the backup's source is damaged ({verdict.format}{inside}, "
+            f"offset {first.start}: {first.what}); the object store served the same bytes "
+            f"again, so the backup itself is damaged and cannot be restored as it is: "
+            f"another backup is needed. Its bytes are kept apart as {kept.name}",
+            file=job.name,
+            member=first.member,
+            offset=first.start,
+            kept_as=kept.name,
+        )
 
 
 def _check(job: FileJob, digests: Digests) -> str:

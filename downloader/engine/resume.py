@@ -114,6 +114,7 @@ def _skip(bf: BackupFile, rec: FileRecord, reporter: Reporter) -> FileOutcome:
         # As well as it verified when it was fetched (re-reading it here checks the disk,
         # not the transfer).
         integrity=rec.integrity or SIZE_ONLY,
+        content=rec.content,
     )
 
 

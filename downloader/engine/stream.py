@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from downloader.content import checker_for
 from downloader.disk.hashing import Digests, etag_md5
 from downloader.engine.fetcher import RangeFetcher, Wire
 from downloader.engine.governor import govern
@@ -37,7 +38,7 @@ from downloader.errors import (
 from downloader.models import BackupFile
 from downloader.progress import Reporter
 from downloader.ranges import MIB, RangeSet, kb_size_matches, split
-from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, RunStats
+from downloader.results import SERVER_CHECKSUM, SIZE_ONLY, ContentVerdict, RunStats
 from downloader.wire.answer import Answer
 from downloader.wire.curlget import fetch_range
 from downloader.wire.curlmulti import CurlLoop
@@ -78,6 +79,7 @@ class StreamResult:
     integrity: str  # SERVER_CHECKSUM or SIZE_ONLY
     retries: int
     peak_window: int
+    content: ContentVerdict | None = None  # its own structure's verdict (None: --offset)
 
 
 @dataclass(eq=False)
@@ -220,6 +222,9 @@ async def stream_file(
     digests = Digests.for_file(sha256=False, md5=False)
     md5_wanted = cfg.check_md5 and cfg.offset == 0
     written = 0
+    # A stream from byte 0 is checked as it is written (from --offset, its structure
+    # cannot be followed). Its size is the listing's until the first answer tells.
+    checker = checker_for(bf.name, None) if cfg.offset == 0 else None
 
     async def worker() -> None:
         while True:
@@ -250,6 +255,8 @@ async def stream_file(
             if written == 0 and md5_wanted and etag_md5(job.etag) is not None:
                 digests = Digests.for_file(sha256=False, md5=True)
             digests.update(data)
+            if checker is not None:
+                checker.feed(data)
             await loop.run_in_executor(None, _write_all, out_fd, data, bf.name, written)
             written += len(data)
             await job.window.release()
@@ -301,6 +308,15 @@ async def stream_file(
             file=bf.name,
         )
     integrity = _check(job, digests, whole=cfg.offset == 0)
+    verdict = checker.finish() if checker is not None else None
+    if verdict is not None and verdict.damaged:
+        # Written already: nothing can be put right in the consumer's copy.
+        raise VerificationError(
+            f"{bf.name}: content damaged ({verdict.detail()}); the consumer must discard "
+            "what it received (download the file instead: a download fetches damaged "
+            "bytes again and tells a transit error from a damaged source)",
+            file=bf.name,
+        )
     reporter.file_finished(bf.name, ok=True)
     return StreamResult(
         bf.name,
@@ -312,6 +328,7 @@ async def stream_file(
         integrity,
         stats.retries,
         job.window.peak,
+        verdict,
     )
 
 

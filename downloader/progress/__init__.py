@@ -29,7 +29,7 @@ from downloader.text.fmt import format_duration, format_rate, format_size, print
 
 from .base import Clock, FileProgress, FileState, Reporter, ReporterBase, SummaryRow
 from .logline import LogReporter, QuietReporter
-from .summary import run_totals, size_only_note, summary_table
+from .summary import content_note, run_totals, size_only_note, summary_table
 from .terminal import TerminalReporter, TqdmLoggingHandler
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "SummaryRow",
     "TerminalReporter",
     "TqdmLoggingHandler",
+    "content_note",
     "format_duration",
     "format_rate",
     "format_size",

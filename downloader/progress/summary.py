@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from downloader.results import ContentVerdict
 from downloader.text.fmt import format_duration, format_rate, format_size, render_table
 
 from .base import SummaryRow
 
-__all__ = ["run_totals", "size_only_note", "summary_table"]
+__all__ = ["content_note", "run_totals", "size_only_note", "summary_table"]
 
 _HEADER = ("FILE", "DATABASE", "SIZE", "TIME", "RATE", "RESULT")
 _RIGHT = frozenset({2, 3, 4})  # the numbers
@@ -76,3 +77,29 @@ def size_only_note(count: int) -> str:
         f"{count} {files} verified size-only: size and identity were checked, but the object "
         "store gave no checksum to compare the bytes with"
     )
+
+
+def content_note(verdicts: Sequence[ContentVerdict | None]) -> str | None:
+    """One line on what the files' own structure said (None when nothing was checked):
+    how many passed, in which formats, how many were healed, damaged or not checked."""
+    seen = [v for v in verdicts if v is not None]
+    if not seen:
+        return None
+    ok = [v for v in seen if v.ok]
+    formats: dict[str, int] = {}
+    for v in ok:
+        formats[v.format or "?"] = formats.get(v.format or "?", 0) + 1
+    parts = []
+    if ok:
+        kinds = ", ".join(f"{n} {fmt}" for fmt, n in sorted(formats.items()))
+        parts.append(f"{len(ok)} ok ({kinds})")
+    healed = sum(1 for v in ok if v.healed)
+    if healed:
+        parts.append(f"{healed} healed after a transit error")
+    damaged = sum(1 for v in seen if v.damaged)
+    if damaged:
+        parts.append(f"{damaged} damaged")
+    unchecked = len(seen) - len(ok) - damaged
+    if unchecked:
+        parts.append(f"{unchecked} not checked (a format this tool does not know)")
+    return "content: " + ", ".join(parts)

@@ -39,13 +39,15 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fastcrc.crc64 import xz as crc64_xz
+
 from downloader.sim.chains import chain_catalog
-from downloader.sim.content import content_bytes, content_digests
 from downloader.sim.records import KIB, MIB, SimBackup, SimFile
+from downloader.sim.shapes import iter_shaped
 
 MYSQL_INSTANCE = "f275a18b123fea3474caa1d0cf2903dcin01"
 SQLSERVER_INSTANCE = "a337fedb8c3ece52ee06ef668dabc0d2in04"
@@ -62,6 +64,12 @@ SQLSERVER_DB = "5f9de0d2354336832c905a7c63ea612bbr04"
 SQLSERVER_FULL = "ba23e25b0e81e042b2593d20575d4a14br04"
 SQLSERVER_FAILED = "5df87d8448fbe91bdd0ca2d794a792bfbr04"
 PG_FULL = "edc692382a731192fc26c16d8a7bd7e3br03"
+
+# Content-shaped backups (a real xbstream, a real tar.gz), on instances of their own.
+SHAPED_MYSQL_INSTANCE = "5c0e4a1f3b2d49e8a7f6c5d4e3b2a190in01"
+SHAPED_PG_INSTANCE = "7d1f5b2a4c3e4a09b8e7d6c5f4a3b201in03"
+SHAPED_MYSQL = "c4a3b2e1d0f94e8b8a7c6d5e4f3a2b10br01"
+SHAPED_PG = "d5b4c3f2e1a04f9c9b8d7e6f5a4b3c21br03"
 
 DEMO_INSTANCE = "e64c3ab2d2f3d3c35192a4f7f3f46e62in01"
 DEMO_FULL = "7591d8dfdca50ce7414816803dbe1bb7br01"
@@ -283,7 +291,48 @@ def default_catalog() -> list[SimBackup]:
     )
     # Instances of their own with point-in-time chains (hundreds of tiny backups); the ones
     # above are unchanged by them.
-    return b + chain_catalog()
+    return b + chain_catalog() + shaped_catalog()
+
+
+def shaped_catalog() -> list[SimBackup]:
+    """Backups whose files are real backup formats: a MySQL full of two xbstream ``.qp``
+    files (one multipart, so size-only without the content check) and a PostgreSQL full
+    whose ``.tar.gz`` holds a ``backup_label``."""
+    begin, end = _at(3, 5)
+    stamp = "2024-05-20_15-00-00"
+    mysql = SimBackup(
+        SHAPED_MYSQL,
+        SHAPED_MYSQL_INSTANCE,
+        "sim-mysql-shaped-20240520",
+        "manual",
+        "COMPLETED",
+        "MySQL",
+        "8.0",
+        begin,
+        end,
+        [
+            SimFile(
+                f"{SHAPED_MYSQL}_full_{stamp}_1.qp",
+                6 * MIB + 4321,
+                multipart_etag=True,
+                shape="xbstream",
+            ),
+            SimFile(f"{SHAPED_MYSQL}_full_{stamp}_meta.qp", 3 * KIB + 17, shape="xbstream"),
+        ],
+    )
+    pg = SimBackup(
+        SHAPED_PG,
+        SHAPED_PG_INSTANCE,
+        "sim-pg-shaped-20240520",
+        "manual",
+        "COMPLETED",
+        "PostgreSQL",
+        "15",
+        begin,
+        end,
+        [SimFile(f"{SHAPED_PG}_base_{stamp}.tar.gz", 300 * KIB + 9, shape="tar.gz")],
+    )
+    return [mysql, pg]
 
 
 def demo_catalog() -> list[SimBackup]:
@@ -301,13 +350,18 @@ def demo_catalog() -> list[SimBackup]:
         begin,
         end,
         [
-            SimFile(f"{DEMO_FULL}_full_{stamp}_1.qp", 128 * MIB + 4099),
-            SimFile(f"{DEMO_FULL}_full_{stamp}_2.qp", 64 * MIB + 12345, multipart_etag=True),
+            SimFile(f"{DEMO_FULL}_full_{stamp}_1.qp", 128 * MIB + 4099, shape="xbstream"),
+            SimFile(
+                f"{DEMO_FULL}_full_{stamp}_2.qp",
+                64 * MIB + 12345,
+                multipart_etag=True,
+                shape="xbstream",
+            ),
             # Only what a MySQL full backup holds (a SQL Server .bak here made its restore
             # hints a mix of two engines); the third part is larger in its place.
-            SimFile(f"{DEMO_FULL}_full_{stamp}_3.qp", 48 * MIB + 999),
-            SimFile(f"{DEMO_FULL}_full_{stamp}_meta.qp", 5 * KIB + 7),
-            SimFile(f"{DEMO_FULL}_full_{stamp}_index.qp", 1 * MIB + 1),
+            SimFile(f"{DEMO_FULL}_full_{stamp}_3.qp", 48 * MIB + 999, shape="xbstream"),
+            SimFile(f"{DEMO_FULL}_full_{stamp}_meta.qp", 5 * KIB + 7, shape="xbstream"),
+            SimFile(f"{DEMO_FULL}_full_{stamp}_index.qp", 1 * MIB + 1, shape="xbstream"),
         ],
     )
     begin, end = _at(26, 20)
@@ -350,6 +404,9 @@ class ContentStore:
         self._versions: dict[tuple[str, str], int] = {}
         self._modified: dict[tuple[str, str], float] = {}
         self._digests: dict[tuple[str, str, int], _Digests] = {}
+        # Files whose stored bytes are damaged (one byte flipped at this offset): the
+        # backup was damaged before it was uploaded, so its ETag and CRC-64 describe it.
+        self._damaged: dict[tuple[str, str], int] = {}
 
     def lookup(self, backup_id: str, name: str) -> tuple[SimBackup, SimFile]:
         backup = self.backups[backup_id]
@@ -382,10 +439,36 @@ class ContentStore:
                 return stamp
         return self.backups[backup_id].end_time.timestamp() + 60.0 * (version or current)
 
+    def damage(self, backup_id: str, name: str, offset: int) -> None:
+        """Damage the stored bytes themselves: one byte flipped at ``offset``, in every
+        answer and in the store's own checksums (a backup damaged before its upload)."""
+        self.lookup(backup_id, name)
+        with self._lock:
+            self._damaged[(backup_id, name)] = offset
+            for key in [k for k in self._digests if k[:2] == (backup_id, name)]:
+                del self._digests[key]
+
+    def iter_bytes(
+        self, backup_id: str, name: str, version: int, offset: int, length: int
+    ) -> Iterator[bytes | memoryview]:
+        """The stored bytes ``[offset, offset + length)`` of that version, in pieces."""
+        _, f = self.lookup(backup_id, name)
+        seed = self.seed(backup_id, name, version)
+        bad = self._damaged.get((backup_id, name))
+        at = offset
+        for piece in iter_shaped(f.shape, seed, f.size, offset, length):
+            if bad is not None and at <= bad < at + len(piece):
+                flipped = bytearray(piece)
+                flipped[bad - at] ^= 0x01
+                piece = bytes(flipped)
+            yield piece
+            at += len(piece)
+
     def read(self, backup_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
         _, f = self.lookup(backup_id, name)
         n = f.size - offset if length is None else length
-        return content_bytes(self.seed(backup_id, name), offset, n)
+        v = self.version(backup_id, name)
+        return b"".join(bytes(p) for p in self.iter_bytes(backup_id, name, v, offset, n))
 
     def digests(self, backup_id: str, name: str, version: int | None = None) -> _Digests:
         _, f = self.lookup(backup_id, name)
@@ -393,8 +476,14 @@ class ContentStore:
         key = (backup_id, name, v)
         cached = self._digests.get(key)
         if cached is None:
-            md5, sha, crc = content_digests(self.seed(backup_id, name, v), f.size)
-            cached = _Digests(md5, sha, crc)
+            md5h = hashlib.md5(usedforsecurity=False)
+            shah = hashlib.sha256()
+            crc = crc64_xz(b"")
+            for piece in self.iter_bytes(backup_id, name, v, 0, f.size):
+                md5h.update(piece)
+                shah.update(piece)
+                crc = crc64_xz(piece, crc)
+            cached = _Digests(md5h.hexdigest(), shah.hexdigest(), crc)
             self._digests[key] = cached
         return cached
 

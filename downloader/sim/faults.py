@@ -61,6 +61,7 @@ class Faults:
     retry_after: float | None = None  # Retry-After header on injected object errors
     ignore_range: bool = False  # 200 + whole object whatever the Range says
     corrupt_at: int | None = None  # flip one byte at this object offset, every time it is served
+    corrupt_count: int = -1  # ... or only the next this many times (a transit error)
     truncate_after_bytes: int | None = None  # full Content-Length promised, fewer bytes sent
     truncate_count: int = 1
     change_after_bytes: int | None = None  # new content + ETag after this many bytes served

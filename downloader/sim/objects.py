@@ -21,7 +21,6 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from downloader.sim._http import http_date, obs_key, obs_request_id, obs_signature
-from downloader.sim.content import iter_content
 from downloader.sim.faults import Faults, ObjectRequest
 
 if TYPE_CHECKING:
@@ -245,7 +244,6 @@ class ObjectHandler:
         _, sim_file = store.lookup(backup_id, name)
         size = sim_file.size
         version = store.version(backup_id, name)
-        seed = store.seed(backup_id, name, version)
         etag = await self._etag(backup_id, name, version, size)
         if_match = request.headers.get("If-Match")
         if if_match is not None and not _etag_matches(if_match, etag):
@@ -306,7 +304,7 @@ class ObjectHandler:
             every = faults.header_trickle or 0.0
             _consume(faults, "header_trickle", "header_trickle_count")
             headers["Content-Length"] = str(length)
-            body = b"".join(iter_content(seed, offset, length))
+            body = b"".join(store.iter_bytes(backup_id, name, version, offset, length))
             return await self._trickle(request, status, headers, body, every)
         response = web.StreamResponse(status=status, headers=headers)
         if overrun:
@@ -316,7 +314,9 @@ class ObjectHandler:
             response.content_length = length
         await response.prepare(request)
         with contextlib.suppress(ConnectionError):
-            await self._send_body(request, response, (backup_id, name), seed, offset, length, plan)
+            await self._send_body(
+                request, response, (backup_id, name, version), offset, length, plan
+            )
         return response
 
     async def _trickle(
@@ -377,8 +377,7 @@ class ObjectHandler:
         self,
         request: web.Request,
         response: web.StreamResponse,
-        file_key: tuple[str, str],
-        seed: bytes,
+        file_key: tuple[str, str, int],
         offset: int,
         length: int,
         plan: _Plan,
@@ -403,11 +402,19 @@ class ObjectHandler:
                 elif delay < -0.5:
                     paced_from, paced_bytes = loop.time(), 0
             at = offset + pos
-            for piece in iter_content(seed, offset + pos, n):
+            backup_id, name, version = file_key
+            for piece in self.sim.store.iter_bytes(backup_id, name, version, offset + pos, n):
                 bad = faults.corrupt_at
-                if plan.applies and bad is not None and at <= bad < at + len(piece):
+                if (
+                    plan.applies
+                    and bad is not None
+                    and at <= bad < at + len(piece)
+                    and faults.corrupt_count != 0
+                ):
                     flipped = bytearray(piece)
                     flipped[bad - at] ^= 0xFF  # corrupted in transit; the ETag still claims
+                    if faults.corrupt_count > 0:
+                        faults.corrupt_count -= 1
                     await response.write(bytes(flipped))
                 else:
                     await response.write(piece)
@@ -415,7 +422,7 @@ class ObjectHandler:
                 at += len(piece)
             pos += n
             paced_bytes += n
-            self._count_served(file_key, n)
+            self._count_served(file_key[:2], n)
             if pos == plan.stall_at:
                 stats.stalls += 1
                 await self._stall(request, plan.stall_seconds)

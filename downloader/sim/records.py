@@ -20,6 +20,7 @@ class SimFile:
     size: int
     database_name: str | None = None
     multipart_etag: bool = False
+    shape: str | None = None  # "xbstream" or "tar.gz": real backup content (sim.shapes)
 
     @property
     def size_kb(self) -> int:

@@ -214,3 +214,19 @@ def test_ctrl_c_exits_130(server: Simulator) -> None:  # noqa: F811
     while proc.poll() is None and time.monotonic() < deadline:
         proc.stdout.read(64 * KIB)
     assert proc.wait(timeout=5) == 130
+
+
+def test_cat_checks_the_content_it_streams(server: Simulator) -> None:  # noqa: F811
+    from downloader.sim.catalog import SHAPED_MYSQL
+
+    name = biggest(server, SHAPED_MYSQL)  # multipart: size-only without the content check
+    code, err, out = piped(server, [SHAPED_MYSQL, name, *SMALL], HASHER)
+    assert code == 0, err
+    assert out.split()[1] == sha(server.expected_bytes(SHAPED_MYSQL, name))
+    assert "content ok: xbstream" in err
+    # A chunk that fails its CRC-32 in a stream no store checksum covers: exit 4, discard.
+    server.faults.corrupt_at = 3 * 1024 * 1024 + 5000
+    code, err, _ = piped(server, [SHAPED_MYSQL, name, *SMALL], HASHER)
+    assert code == 4, err
+    assert "content damaged" in err and "ibdata1" in err and "discard" in err
+    assert "Traceback" not in err

@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "__init__": 0,
     "wire": 1,
     "disk": 1,
+    "content": 1,
     "progress": 1,
     "engine": 2,
     "api": 2,

@@ -24,7 +24,7 @@ from typing import Any
 
 from downloader.models import sendable_etag
 from downloader.ranges import Interval, RangeSet
-from downloader.results import INTEGRITY_LEVELS
+from downloader.results import INTEGRITY_LEVELS, ContentVerdict
 
 VERSION = 1
 FLUSH_SECONDS = 1.0
@@ -82,6 +82,9 @@ class FileRecord:
     # Once complete and in place: its stat then. None (a record written before this field
     # existed, or never in place): unknown, so the next run hashes the file once.
     in_place: FileStamp | None = None
+    # What the file's own structure said once all its bytes were read (None: not checked,
+    # or a record written before this field existed).
+    content: ContentVerdict | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +104,7 @@ class FileRecord:
             "finished_at": self.finished_at,
             "integrity": self.integrity,
             "in_place": self.in_place.to_json() if self.in_place is not None else None,
+            "content": self.content.to_json() if self.content is not None else None,
         }
 
 
@@ -147,6 +151,16 @@ def _opt_stamp(obj: dict[str, Any]) -> FileStamp | None:
     ):
         raise JournalError("in_place is not a stat of size, mtime_ns, ctime_ns and ino")
     return FileStamp(*(int(v[k]) for k in fields))
+
+
+def _opt_content(obj: dict[str, Any]) -> ContentVerdict | None:
+    v = obj.get("content")
+    if v is None:
+        return None
+    verdict = ContentVerdict.from_json(v)
+    if verdict is None:
+        raise JournalError("content is not a content verdict")
+    return verdict
 
 
 def record_from_json(obj: object) -> FileRecord:
@@ -198,4 +212,5 @@ def record_from_json(obj: object) -> FileRecord:
         finished_at=_opt_str(obj, "finished_at"),
         integrity=_opt_integrity(obj),
         in_place=_opt_stamp(obj),
+        content=_opt_content(obj),
     )
