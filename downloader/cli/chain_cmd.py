@@ -20,7 +20,7 @@ from downloader.errors import UsageError
 from downloader.progress import ReporterBase
 
 from .options import Globals
-from .render import echo_json, echo_table, finish_chain, iso_time
+from .render import echo_json, echo_table, finish_chain, iso_time, local_time
 from .runner import run_async
 
 if TYPE_CHECKING:
@@ -169,10 +169,10 @@ def show_chain(api: ApiSettings, instance_id: str, to_time: datetime, *, as_json
                 str(r["id"]),
                 str(r["type"]),
                 format_size(int(str(r["size_kb"])) * 1024),
-                str(r["begin_time"] or "-"),
-                str(r["end_time"] or "-"),
+                local_time(link.backup.begin_time),
+                local_time(link.backup.end_time),
             )
-            for r in rows
+            for r, link in zip(rows, chain.links, strict=True)
         ),
     )
     click.echo(

@@ -14,7 +14,7 @@ from downloader.text.fmt import format_size
 from .chain_cmd import check_chain_options, show_chain, to_time_option
 from .options import api_options, output_options
 from .paramtypes import RdsId
-from .render import echo_json, echo_table, iso_time
+from .render import echo_json, echo_table, iso_time, local_time
 from .runner import run_async
 
 __all__ = ["backups", "files", "instances"]
@@ -58,7 +58,7 @@ def files(backup_id: str, as_json: bool, api: ApiSettings) -> None:
                 f.name,
                 format_size(f.size_kb * 1024),
                 f.database_name or "-",
-                iso_time(f.link_expired_time, "unknown"),
+                local_time(f.link_expired_time, "unknown"),
             )
             for f in listing.files
         ),
@@ -138,8 +138,8 @@ def backups(
                 b.status,
                 f"{b.engine or '-'} {b.engine_version or ''}".strip(),
                 format_size(b.size_kb * 1024),
-                iso_time(b.begin_time, "-"),
-                iso_time(b.end_time, "-"),
+                local_time(b.begin_time),
+                local_time(b.end_time),
             )
             for b in found
         ),

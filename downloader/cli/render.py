@@ -49,8 +49,18 @@ def iso_time(when: datetime | None) -> str | None: ...
 @overload
 def iso_time(when: datetime | None, missing: str) -> str: ...
 def iso_time(when: datetime | None, missing: str | None = None) -> str | None:
-    """ISO 8601, or ``missing`` when the API gave no time."""
+    """For machines (``--json``): RFC 3339 with the offset the API gave, or ``missing``."""
     return when.isoformat() if when else missing
+
+
+def local_time(when: datetime | None, missing: str = "-") -> str:
+    """For people (tables): the moment in this machine's time zone, with its offset
+    (``2024-05-20 18:00:00 +08:00``), or ``missing``."""
+    if when is None:
+        return missing
+    local = when.astimezone()
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
 
 
 def finish_run(
@@ -154,7 +164,7 @@ def finish_chain(report: ChainReport, reporter: ReporterBase, *, as_json: bool, 
             rows.append(
                 (
                     r.link.folder,
-                    iso_time(r.link.backup.end_time, "-"),
+                    local_time(r.link.backup.end_time),
                     str(len(out)),
                     format_size(sum(o.size or 0 for o in out)),
                     f"FAILED ({bad} of {len(out)} files)" if bad else done,

@@ -92,3 +92,26 @@ def test_parse_size_reads_what_format_size_writes(n: int) -> None:
         return  # parse_size stops at G
     # format_size keeps one decimal: off by at most 0.05 of a unit, 5% at 1.0.
     assert abs(parse_size(text.replace(" ", "")) - n) <= n / 20
+
+
+def test_times_for_people_are_local_with_their_offset_and_for_machines_rfc3339() -> None:
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    from downloader.cli.render import iso_time, local_time
+
+    when = datetime(2024, 5, 20, 10, 0, tzinfo=UTC)
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Singapore"
+    time.tzset()
+    try:
+        assert local_time(when) == "2024-05-20 18:00:00 +08:00"
+    finally:
+        if old is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+    assert iso_time(when) == "2024-05-20T10:00:00+00:00"
+    assert local_time(None) == "-" and iso_time(None) is None
