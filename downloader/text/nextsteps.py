@@ -145,7 +145,7 @@ def _mysql_full(paths: Sequence[str]) -> list[str]:
         "  xtrabackup --decompress --remove-original --parallel=4 --target-dir=$D",
         "  xtrabackup --prepare --target-dir=$D   # 5.6/5.7: innobackupex --decompress, then"
         " --apply-log",
-        "  chown -R mysql:mysql $D, set datadir=$D in my.cnf, start mysqld",
+        "  chown -R mysql:mysql $D   # then set datadir=$D in my.cnf and start mysqld",
     ]
 
 
@@ -153,7 +153,7 @@ def _mysql_binlogs(paths: Sequence[str]) -> list[str]:
     return [
         "MySQL binlogs: after the full backup is restored and running, replay them in order:",
         f"  mysqlbinlog {_glob(paths)} | mysql -u root -p",
-        "  (add --stop-datetime='YYYY-MM-DD hh:mm:ss' to mysqlbinlog to stop at a point in time)",
+        "To stop at a point in time, add --stop-datetime='YYYY-MM-DD hh:mm:ss' to mysqlbinlog.",
     ]
 
 
@@ -217,8 +217,8 @@ def _mssql(fulls: Sequence[tuple[str, str]], logs: Sequence[tuple[str, str]]) ->
     for db in sorted(log_dbs):
         lines.append(_sqlcmd(f"RESTORE DATABASE {_tsql_name(db)} WITH RECOVERY"))
     lines.append(
-        "  (if the data/log file paths differ on this server, add MOVE N'<logical>' TO N'<path>'"
-        " clauses; RESTORE FILELISTONLY FROM DISK = ... lists the logical names)"
+        "If the data/log file paths differ on this server, add MOVE N'<logical>' TO N'<path>'"
+        " clauses; RESTORE FILELISTONLY FROM DISK = ... lists the logical names."
     )
     return lines
 

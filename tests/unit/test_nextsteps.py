@@ -201,3 +201,62 @@ def test_the_printed_postgresql_wal_replay_runs(tmp_path: Path) -> None:
         str(tmp_path / "pgdata"),
         "start",
     ]
+
+
+def _stand_ins(tmp_path: Path, tools: list[str]) -> Path:
+    """Programs named like the restore's tools that log their arguments (and stdin) in
+    order, one line per call, to ``tmp_path/calls``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        script = bin_dir / tool
+        script.write_text(
+            "#!/bin/sh\n"
+            f'line="{tool}"\n'
+            'for a in "$@"; do line="$line $a"; done\n'
+            '[ -t 0 ] || line="$line <$(head -c 40)>"\n'
+            f'echo "$line" >> {tmp_path}/calls\n'  # one write: a pipeline's tools interleave
+        )
+        script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_printed_mysql_and_sql_server_steps_run(tmp_path: Path) -> None:
+    """Every indented line is a command: pasted into bash (with stand-ins for the tools),
+    each tool is called on the downloaded files in restore order."""
+    from downloader.text import nextsteps
+
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    mysql = ["x_full_1.qp", "x_full_2.qp", "mysql-bin.000001", "mysql-bin.000002"]
+    mssql = ["db1_full.bak", "db1_log_1.bak"]
+    for n in mysql + mssql:
+        (dl / n).write_bytes(n.encode())
+    tools = ["xbstream", "xtrabackup", "chown", "mysqlbinlog", "mysql", "sqlcmd"]
+    bin_dir = _stand_ins(tmp_path, tools)
+    lines = next_steps("MySQL", mysql, str(dl)) + next_steps(
+        "SQLServer", mssql, str(dl), databases=dict.fromkeys(mssql, "sales")
+    )
+    script = "\n".join(line[2:] for line in lines if line.startswith("  "))
+    script = script.replace(nextsteps.MYSQL_DIR, str(tmp_path / "mysql"))
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    # mysqlbinlog | mysql run together: their lines may come in either order.
+    first = [c.split()[0] for c in calls]
+    assert first[:5] == ["xbstream", "xbstream", "xtrabackup", "xtrabackup", "chown"]
+    assert sorted(first[5:7]) == ["mysql", "mysqlbinlog"] and first[7:] == ["sqlcmd"] * 3
+    assert "<x_full_1.qp>" in calls[0] and "<x_full_2.qp>" in calls[1]
+    binlog = next(c for c in calls if c.startswith("mysqlbinlog"))
+    assert f"{dl}/mysql-bin.000001 {dl}/mysql-bin.000002" in binlog
+    restore = calls[7:]
+    assert "RESTORE DATABASE [sales] FROM DISK = N'" in restore[0] and "db1_full" in restore[0]
+    assert "RESTORE LOG [sales]" in restore[1]
+    assert "RESTORE DATABASE [sales] WITH RECOVERY" in restore[2]
