@@ -5,18 +5,15 @@ in a subprocess, from the modules it had loaded when it exited."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
+from test_folders import saved_links
 
-from downloader.api.auth import AkSkAuth
-from downloader.api.client import RdsClient
 from downloader.cli import cli
 from downloader.disk.storage import MANIFEST_NAME
 from downloader.sim import Simulator
@@ -105,26 +102,6 @@ def test_an_unknown_command_is_still_a_usage_error() -> None:
     assert result.returncode == 2
     assert "No such command 'downlaod'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def saved_links(sim: Simulator, backup_id: str) -> str:
-    """A backup-files answer as a user would save it, for ``--links-file``."""
-
-    async def fetch() -> str:
-        async with aiohttp.ClientSession() as session:
-            client = RdsClient(
-                endpoint=sim.endpoint,
-                project_id=sim.project_id,
-                auth=AkSkAuth(sim.ak, sim.sk),
-                session=session,
-            )
-            got = await client.show_backup_files(backup_id)
-        files = [
-            {"name": f.name, "size": f.size_kb, "download_link": f.download_link} for f in got.files
-        ]
-        return json.dumps({"bucket": got.bucket, "files": files})
-
-    return asyncio.run(fetch())
 
 
 @pytest.mark.parametrize("progress", ["log", "quiet"])
